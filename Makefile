@@ -1,0 +1,81 @@
+# blindreader: `make demo` runs the demo study end to end, `make test` runs every check.
+# Both create .venv and install what they need; nothing has to be installed by hand.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Without an NVIDIA GPU take the CPU build of torch first, so the project's range is already
+# satisfied and pip does not pull several GB of CUDA packages.  Override to suit your machine,
+# e.g. TORCH_CPU_PIP_ARGS="--index-url <your CPU wheel index>".
+TORCH_CPU_SPEC ?= torch==2.13.0
+TORCH_CPU_PIP_ARGS ?=
+QT_DEBS := libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+QT_LIBS := libglib-2.0.so.0 libGL.so.1 libEGL.so.1 libxkbcommon.so.0 libfontconfig.so.1 libdbus-1.so.3
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test lint typecheck contracts pytest bench clean qt-libs
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.torch: | $(PY)
+	@if $(PY) -c "import torch" 2>/dev/null; then \
+	  echo "torch already installed"; \
+	elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "NVIDIA GPU found: torch with CUDA comes with the project's requirements"; \
+	else \
+	  echo "no NVIDIA GPU: installing the CPU build of torch ($(TORCH_CPU_SPEC))"; \
+	  $(PIP) install --quiet $(TORCH_CPU_PIP_ARGS) "$(TORCH_CPU_SPEC)"; \
+	fi
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.installed
+	$(PIP) install --quiet -e ".[dev,postgres]"
+	# fastMRI 0.3.0 is the reference implementation for equivalence tests and benchmarks; its
+	# other requirements are ours already (its Lightning modules are not used).
+	$(PIP) install --quiet --no-deps fastmri==0.3.0
+	@touch $@
+
+# The Qt wheel needs a few system libraries; install them when we are root, else say how.
+qt-libs:
+	@missing=""; for lib in $(QT_LIBS); do ldconfig -p | grep -q "$$lib" || missing="$$missing $$lib"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Qt's system libraries:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(QT_DEBS) >/dev/null; \
+	  else \
+	    echo "Qt needs system libraries that are missing:$$missing"; \
+	    echo "install them with:  sudo apt-get install -y $(QT_DEBS)"; exit 1; \
+	  fi; \
+	fi
+
+demo: $(VENV)/.installed qt-libs
+	$(VENV)/bin/blindreader demo --out $(DEMO_OUT)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy
+
+contracts: $(VENV)/.dev
+	$(VENV)/bin/lint-imports
+
+pytest: $(VENV)/.dev qt-libs
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+test: lint typecheck contracts pytest
+
+bench: $(VENV)/.dev qt-libs
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest benchmarks -q --benchmark-enable
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .mypy_cache .ruff_cache .pytest_cache

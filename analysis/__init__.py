@@ -1,0 +1,1 @@
+"""Interchangeability, image-quality, agreement and MRMC statistics, and the report."""

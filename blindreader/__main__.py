@@ -1,0 +1,5 @@
+"""``python -m blindreader`` runs the command line."""
+
+from blindreader.cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""The ``blindreader`` command: wires each package's ``cli.py`` into one Typer application.
+
+Only light modules are imported here so that ``blindreader --help`` answers quickly; torch,
+Qt and statsmodels are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from analysis import cli as analysis_cli
+from analysis.errors import AnalysisError
+from blindreader import demo_cli, info
+from reader_app import cli as reader_cli
+from reader_app.errors import ReaderAppError
+from recon_backend import cli as recon_cli
+from recon_backend.errors import ReconError
+from studies import cli as studies_cli
+from studies.errors import StudyError
+
+app = typer.Typer(
+    name="blindreader",
+    help="Blinded reader studies of AI-reconstructed versus conventional MRI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("info", help="Versions, compute device and where things are.")(info.info)
+app.command("demo", help="Build and run the simulated demo study end to end.")(demo_cli.demo)
+recon_cli.register(app)
+studies_cli.register(app)
+reader_cli.register(app)
+analysis_cli.register(app)
+
+#: Errors that are the user's input, not a bug: shown as one line, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ReconError,
+    StudyError,
+    AnalysisError,
+    ReaderAppError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def main() -> None:
+    """Run the command line; user errors become one line on stderr and exit status 1."""
+    try:
+        app()
+    except USER_ERRORS as exc:
+        message = str(exc) or exc.__class__.__name__
+        if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in message:
+            message = f"{exc.filename}: {message}"
+        print(f"blindreader: error: {message}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("blindreader: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

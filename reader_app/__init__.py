@@ -1,0 +1,1 @@
+"""The PySide6 reading workstation (the only package that imports Qt)."""

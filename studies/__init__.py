@@ -1,0 +1,1 @@
+"""Study protocols, blinded cases, seeded randomisation and the answer store."""

@@ -1,0 +1,113 @@
+"""The public API of the study store: the only way other packages read or write a study.
+
+``reader_app`` and ``analysis`` call these; nothing outside ``studies`` writes SQL. Each write is
+one transaction (``BEGIN IMMEDIATE`` on SQLite): when a ``record_*`` call returns, the answer is
+on disk and survives a killed process.
+
+Answer values by question type: ``likert`` -> int (1..points); ``choice`` -> str (option value);
+``multi`` -> list[str]; ``boolean`` -> bool; ``number`` -> float; ``text`` -> str;
+``preference`` -> "left" | "equal" | "right" as given by the reader (the store maps it to an arm).
+An answer is addressed by ``AnswerKey(question_id, finding_id, side)``: ``finding_id`` is set for
+per-finding questions, ``side`` ("left"/"right") for per-side questions in the paired design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Literal
+
+Side = Literal["left", "right"]
+AnswerValue = int | float | bool | str | list[str] | None
+
+#: Event kinds the viewer records; active reading time is derived from them.
+EVENT_KINDS = (
+    "case_opened",
+    "case_closed",
+    "answer_set",
+    "window_level_changed",
+    "focus_lost",
+    "focus_gained",
+    "idle_started",
+    "idle_ended",
+)
+
+
+@dataclass(frozen=True)
+class AnswerKey:
+    """Which answer: a question, and for per-finding / per-side questions the finding / side."""
+
+    question_id: str
+    finding_id: str | None = None
+    side: Side | None = None
+
+
+@dataclass(frozen=True)
+class ReaderInfo:
+    """A reader of the study."""
+
+    reader_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One reader's reading session with its progress and washout lock."""
+
+    reader_id: str
+    index: int  # 1-based
+    n_total: int
+    n_done: int
+    not_before: date | None  # washout: the session may not be opened before this date
+    locked: bool  # before not_before, or an earlier session is unfinished
+    finished: bool  # every assignment completed: the session is read-only
+
+
+@dataclass(frozen=True)
+class SeriesImages:
+    """One displayed series: opaque id and its DICOM files in slice order."""
+
+    series_id: str
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class AssignmentView:
+    """Everything the viewer needs to show one assignment, and nothing that unblinds it."""
+
+    assignment_id: str
+    reader_id: str
+    session_index: int
+    position: int  # 1-based within the session
+    n_in_session: int
+    display_label: str  # opaque, e.g. "Case 7 of 40"
+    sides: tuple[SeriesImages, ...]  # one (sequential) or two, left first (paired)
+    answers: dict[AnswerKey, AnswerValue] = field(default_factory=dict)
+    completed: bool = False
+    read_only: bool = False
+    is_training: bool = False
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """What ``record_answer`` stored (the newest revision)."""
+
+    key: AnswerKey
+    value: AnswerValue
+    revision: int  # 1 for the first answer, +1 for each change
+    recorded_at: datetime
+
+
+__all__ = [
+    "EVENT_KINDS",
+    "AnswerKey",
+    "AnswerRecord",
+    "AnswerValue",
+    "AssignmentView",
+    "ReaderInfo",
+    "SeriesImages",
+    "SessionInfo",
+    "Side",
+]
+
