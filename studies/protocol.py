@@ -1,0 +1,687 @@
+"""The study protocol: what is asked, of whom, about which arms (TOML validated by pydantic).
+
+A protocol file is TOML; every table is a pydantic model with unknown keys refused. Rules that
+span several fields (exactly one reference arm, unique ids, show-if rules that refer to an
+earlier question, ...) are checked by model validators. :func:`load_protocol` turns every problem
+into one :class:`~studies.errors.StudyError` that names the file, the line and the key path, e.g.
+``knee.toml, line 41, questions[2].points: likert needs points >= 2 (got 1)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from studies.errors import StudyError
+
+Design = Literal["sequential", "paired"]
+QuestionType = Literal["likert", "choice", "multi", "boolean", "number", "text", "preference"]
+Scope = Literal["case", "side", "finding"]
+
+#: The answers a ``preference`` question accepts (stored mapped to the arm on that side).
+PREFERENCE_VALUES = ("left", "equal", "right")
+
+#: Ids (arm codes, reader, finding, question ids) end up in file names, CSV column names and
+#: SQL rows, so they are kept to a plain alphabet.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_ID_RE = re.compile(ID_PATTERN)
+
+_SHOW_IF_TYPES = ("likert", "choice", "multi", "boolean", "preference")
+
+
+class ProtocolRuleError(ValueError):
+    """A broken cross-field rule; ``path`` is the key path below the model that raised it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_id(value: str, path: str) -> None:
+    if not _ID_RE.match(value):
+        raise ProtocolRuleError(
+            path,
+            f"{value!r} is not a valid id: use letters, digits, '_', '.', '-' "
+            "(starting with a letter or digit)",
+        )
+
+
+def _check_unique(values: Iterable[str], path: str, what: str) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ProtocolRuleError(path.format(i=i), f"duplicate {what} {value!r}")
+        seen.add(value)
+
+
+class Arm(_Model):
+    """One arm (reconstruction) of the study, e.g. conventional or deep-learning."""
+
+    code: str
+    description: str
+    reference: bool = False
+
+    @model_validator(mode="after")
+    def _valid(self) -> Arm:
+        _check_id(self.code, "code")
+        return self
+
+
+class Reader(_Model):
+    """A reader (radiologist) of the study."""
+
+    id: str
+    name: str
+
+    @model_validator(mode="after")
+    def _valid(self) -> Reader:
+        _check_id(self.id, "id")
+        return self
+
+
+class Finding(_Model):
+    """A finding that per-finding questions ask about (and CASES.csv may hold truth for)."""
+
+    id: str
+    label: str
+
+    @model_validator(mode="after")
+    def _valid(self) -> Finding:
+        _check_id(self.id, "id")
+        return self
+
+
+class Option(_Model):
+    """One option of a ``choice`` or ``multi`` question."""
+
+    value: str
+    label: str
+
+
+class ShowIf(_Model):
+    """Show (and require) a question only when an earlier question's answer matches.
+
+    Exactly one of ``equals`` and ``in`` is given. For a per-finding (per-side) question the rule
+    reads the referenced question's answer for the same finding (side).
+    """
+
+    question: str
+    equals: str | int | bool | None = None
+    in_: list[str | int] | None = Field(default=None, alias="in")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ShowIf:
+        if (self.equals is None) == (self.in_ is None):
+            raise ProtocolRuleError("", "give exactly one of 'equals' and 'in'")
+        if self.in_ is not None and not self.in_:
+            raise ProtocolRuleError("in", "needs at least one value")
+        return self
+
+    def expected_values(self) -> list[str | int | bool]:
+        """The answer values that make the rule hold."""
+        if self.in_ is not None:
+            return list(self.in_)
+        assert self.equals is not None
+        return [self.equals]
+
+    def holds(self, answer: object) -> bool:
+        """Whether the rule holds for the referenced question's ``answer``.
+
+        A missing answer (None) never satisfies the rule. For a ``multi`` answer (a list) the rule
+        holds when any selected option is one of the expected values.
+        """
+        if answer is None:
+            return False
+        expected = self.expected_values()
+        if isinstance(answer, list):
+            return any(_same_value(a, e) for a in answer for e in expected)
+        return any(_same_value(answer, e) for e in expected)
+
+
+def _same_value(a: object, b: object) -> bool:
+    # bool is an int in Python: True must not match a likert 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+class Question(_Model):
+    """One question the reader answers, per case, per side (paired) or per finding."""
+
+    id: str
+    text: str
+    type: QuestionType
+    scope: Scope = "case"
+    required: bool = True
+    points: int | None = None
+    labels: list[str] = []
+    options: list[Option] = []
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    max_length: int | None = None
+    findings: list[str] | None = None
+    show_if: ShowIf | None = None
+    group: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self) -> Question:
+        _check_id(self.id, "id")
+        t = self.type
+        if t == "likert":
+            if self.points is None:
+                raise ProtocolRuleError("points", "likert needs 'points' (the number of points)")
+            if self.points < 2:
+                raise ProtocolRuleError("points", f"likert needs points >= 2 (got {self.points})")
+            if len(self.labels) != self.points:
+                raise ProtocolRuleError(
+                    "labels",
+                    f"likert needs one label per point: {self.points} labels expected, "
+                    f"got {len(self.labels)}",
+                )
+        else:
+            if self.points is not None:
+                raise ProtocolRuleError("points", f"'points' applies only to likert, not {t}")
+            if self.labels:
+                raise ProtocolRuleError("labels", f"'labels' applies only to likert, not {t}")
+        if t in ("choice", "multi"):
+            if len(self.options) < 2:
+                raise ProtocolRuleError(
+                    "options", f"{t} needs at least 2 options (got {len(self.options)})"
+                )
+            _check_unique((o.value for o in self.options), "options[{i}].value", "option value")
+        elif self.options:
+            raise ProtocolRuleError("options", f"'options' applies only to choice/multi, not {t}")
+        if t == "number":
+            if (
+                self.minimum is not None
+                and self.maximum is not None
+                and self.minimum > self.maximum
+            ):
+                raise ProtocolRuleError(
+                    "maximum", f"maximum ({self.maximum}) is below minimum ({self.minimum})"
+                )
+        else:
+            for key in ("minimum", "maximum"):
+                if getattr(self, key) is not None:
+                    raise ProtocolRuleError(key, f"'{key}' applies only to number, not {t}")
+            if self.unit:
+                raise ProtocolRuleError("unit", f"'unit' applies only to number, not {t}")
+        if t == "text":
+            if self.max_length is not None and self.max_length < 1:
+                raise ProtocolRuleError(
+                    "max_length", f"max_length must be >= 1 (got {self.max_length})"
+                )
+        elif self.max_length is not None:
+            raise ProtocolRuleError("max_length", f"'max_length' applies only to text, not {t}")
+        if t == "preference" and self.scope == "side":
+            raise ProtocolRuleError(
+                "scope", "a preference compares the sides: scope 'side' is wrong"
+            )
+        if self.findings is not None:
+            if self.scope != "finding":
+                raise ProtocolRuleError("findings", "'findings' needs scope = \"finding\"")
+            if not self.findings:
+                raise ProtocolRuleError("findings", "needs at least one finding id")
+            _check_unique(self.findings, "findings[{i}]", "finding")
+        return self
+
+    def allowed_values(self) -> list[str | int | bool] | None:
+        """The finite set of answer values (likert, choice, multi, boolean, preference) or None."""
+        if self.type == "likert":
+            assert self.points is not None
+            return list(range(1, self.points + 1))
+        if self.type in ("choice", "multi"):
+            return [o.value for o in self.options]
+        if self.type == "boolean":
+            return [False, True]
+        if self.type == "preference":
+            return list(PREFERENCE_VALUES)
+        return None
+
+    def label_for(self, value: object) -> str:
+        """The human label of an answer value (likert anchor, option label), else ``str(value)``."""
+        if (
+            self.type == "likert"
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and 1 <= value <= len(self.labels)
+        ):
+            return self.labels[value - 1]
+        if self.type in ("choice", "multi"):
+            labels = {o.value: o.label for o in self.options}
+            if isinstance(value, list):
+                return "; ".join(labels.get(str(v), str(v)) for v in value)
+            return labels.get(str(value), str(value))
+        return "" if value is None else str(value)
+
+
+class Interchangeability(_Model):
+    """Settings of the interchangeability analysis (Johnson 2023 / Recht 2020)."""
+
+    question: str
+    margin: float = 0.05
+    threshold: int = 3
+
+    @model_validator(mode="after")
+    def _valid(self) -> Interchangeability:
+        if not 0 < self.margin < 1:
+            raise ProtocolRuleError("margin", f"margin must be between 0 and 1 (got {self.margin})")
+        return self
+
+
+class Protocol(_Model):
+    """A validated study protocol (see ``studies/protocols/*.toml`` for examples)."""
+
+    title: str
+    design: Design
+    seed: int
+    washout_days: int = 28
+    arms: list[Arm]
+    readers: list[Reader]
+    findings: list[Finding] = []
+    questions: list[Question]
+    training_cases: list[str] = []
+    interchangeability: Interchangeability | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> Protocol:
+        if self.seed < 0:
+            raise ProtocolRuleError("seed", f"seed must be >= 0 (got {self.seed})")
+        if self.washout_days < 0:
+            raise ProtocolRuleError(
+                "washout_days", f"washout_days must be >= 0 (got {self.washout_days})"
+            )
+        self._check_arms()
+        if not self.readers:
+            raise ProtocolRuleError("readers", "needs at least one reader")
+        _check_unique((r.id for r in self.readers), "readers[{i}].id", "reader id")
+        _check_unique((f.id for f in self.findings), "findings[{i}].id", "finding id")
+        if not self.questions:
+            raise ProtocolRuleError("questions", "needs at least one question")
+        _check_unique((q.id for q in self.questions), "questions[{i}].id", "question id")
+        for i, question in enumerate(self.questions):
+            self._check_question(i, question)
+        _check_unique(self.training_cases, "training_cases[{i}]", "training case")
+        for i, case_id in enumerate(self.training_cases):
+            if not case_id.strip():
+                raise ProtocolRuleError(f"training_cases[{i}]", "empty case id")
+        if self.interchangeability is not None:
+            self._check_interchangeability(self.interchangeability)
+        return self
+
+    def _check_arms(self) -> None:
+        if len(self.arms) < 2:
+            raise ProtocolRuleError("arms", f"needs at least two arms (got {len(self.arms)})")
+        if self.design == "paired" and len(self.arms) != 2:
+            raise ProtocolRuleError(
+                "arms", f"the paired design needs exactly two arms (got {len(self.arms)})"
+            )
+        _check_unique((a.code for a in self.arms), "arms[{i}].code", "arm code")
+        references = [a.code for a in self.arms if a.reference]
+        if len(references) != 1:
+            raise ProtocolRuleError(
+                "arms",
+                "exactly one arm must have reference = true "
+                f"(got {len(references)}: {', '.join(references) or 'none'})",
+            )
+
+    def _check_question(self, i: int, q: Question) -> None:
+        path = f"questions[{i}]"
+        if self.design != "paired":
+            if q.scope == "side":
+                raise ProtocolRuleError(f"{path}.scope", "scope 'side' needs design = \"paired\"")
+            if q.type == "preference":
+                raise ProtocolRuleError(
+                    f"{path}.type", "type 'preference' needs design = \"paired\""
+                )
+        if q.scope == "finding":
+            if not self.findings:
+                raise ProtocolRuleError(
+                    f"{path}.scope", "scope 'finding' needs [[findings]] in the protocol"
+                )
+            known = {f.id for f in self.findings}
+            for j, fid in enumerate(q.findings or []):
+                if fid not in known:
+                    raise ProtocolRuleError(
+                        f"{path}.findings[{j}]",
+                        f"unknown finding {fid!r} (protocol findings: {', '.join(sorted(known))})",
+                    )
+        if q.show_if is not None:
+            self._check_show_if(i, q, q.show_if)
+
+    def _check_show_if(self, i: int, q: Question, rule: ShowIf) -> None:
+        path = f"questions[{i}].show_if"
+        earlier = {p.id: p for p in self.questions[:i]}
+        ref = earlier.get(rule.question)
+        if ref is None:
+            where = "a later question" if rule.question in {p.id for p in self.questions} else ""
+            raise ProtocolRuleError(
+                f"{path}.question",
+                f"must name an earlier question (got {rule.question!r}"
+                + (f", {where})" if where else ", which does not exist)"),
+            )
+        if ref.type not in _SHOW_IF_TYPES:
+            raise ProtocolRuleError(
+                f"{path}.question",
+                f"question {ref.id!r} is of type {ref.type}; show_if needs one of "
+                + ", ".join(_SHOW_IF_TYPES),
+            )
+        if ref.scope != "case" and ref.scope != q.scope:
+            raise ProtocolRuleError(
+                f"{path}.question",
+                f"question {ref.id!r} has scope {ref.scope!r}; a {q.scope!r} question may "
+                f"depend only on a 'case' or a {q.scope!r} question",
+            )
+        if ref.scope == "finding":
+            missing = set(self.question_findings(q)) - set(self.question_findings(ref))
+            if missing:
+                raise ProtocolRuleError(
+                    f"{path}.question",
+                    f"question {ref.id!r} is not asked for finding(s) {', '.join(sorted(missing))}",
+                )
+        allowed = ref.allowed_values()
+        assert allowed is not None
+        key = "in" if rule.in_ is not None else "equals"
+        for value in rule.expected_values():
+            if not any(_same_value(value, a) for a in allowed):
+                raise ProtocolRuleError(
+                    f"{path}.{key}",
+                    f"{value!r} is not an answer of question {ref.id!r} "
+                    f"({ref.type}: {', '.join(repr(a) for a in allowed)})",
+                )
+
+    def _check_interchangeability(self, ic: Interchangeability) -> None:
+        path = "interchangeability"
+        if self.design != "sequential":
+            raise ProtocolRuleError(path, 'interchangeability needs design = "sequential"')
+        q = next((q for q in self.questions if q.id == ic.question), None)
+        if q is None:
+            raise ProtocolRuleError(f"{path}.question", f"unknown question {ic.question!r}")
+        if q.type != "likert" or q.scope != "finding":
+            raise ProtocolRuleError(
+                f"{path}.question",
+                f"question {q.id!r} must be a per-finding likert question "
+                f"(it is {q.type}, scope {q.scope!r})",
+            )
+        assert q.points is not None
+        if not 2 <= ic.threshold <= q.points:
+            raise ProtocolRuleError(
+                f"{path}.threshold",
+                f"threshold must be within 2..{q.points} (the points of {q.id!r}); "
+                f"got {ic.threshold}",
+            )
+
+    # ---- derived helpers -------------------------------------------------------------------
+
+    @property
+    def reference_arm(self) -> Arm:
+        """The reference arm (e.g. the conventional reconstruction)."""
+        return next(a for a in self.arms if a.reference)
+
+    @property
+    def other_arms(self) -> list[Arm]:
+        """The non-reference arms, in protocol order."""
+        return [a for a in self.arms if not a.reference]
+
+    @property
+    def arm_codes(self) -> list[str]:
+        """The arm codes, in protocol order."""
+        return [a.code for a in self.arms]
+
+    @property
+    def n_sessions(self) -> int:
+        """Sessions per reader: one per arm (sequential) or one (paired)."""
+        return len(self.arms) if self.design == "sequential" else 1
+
+    def arm(self, code: str) -> Arm:
+        """The arm with this code (StudyError if there is none)."""
+        for arm in self.arms:
+            if arm.code == code:
+                return arm
+        raise StudyError(f"unknown arm {code!r} (protocol arms: {', '.join(self.arm_codes)})")
+
+    def reader(self, reader_id: str) -> Reader:
+        """The reader with this id (StudyError if there is none)."""
+        for reader in self.readers:
+            if reader.id == reader_id:
+                return reader
+        known = ", ".join(r.id for r in self.readers)
+        raise StudyError(f"unknown reader {reader_id!r} (protocol readers: {known})")
+
+    def question(self, question_id: str) -> Question:
+        """The question with this id (StudyError if there is none)."""
+        for question in self.questions:
+            if question.id == question_id:
+                return question
+        known = ", ".join(q.id for q in self.questions)
+        raise StudyError(f"unknown question {question_id!r} (protocol questions: {known})")
+
+    def finding(self, finding_id: str) -> Finding:
+        """The finding with this id (StudyError if there is none)."""
+        for finding in self.findings:
+            if finding.id == finding_id:
+                return finding
+        known = ", ".join(f.id for f in self.findings) or "none"
+        raise StudyError(f"unknown finding {finding_id!r} (protocol findings: {known})")
+
+    def questions_for(self, scope: Scope) -> list[Question]:
+        """The questions of one scope, in protocol order."""
+        return [q for q in self.questions if q.scope == scope]
+
+    def question_findings(self, question: Question) -> list[str]:
+        """The finding ids a per-finding question is asked for ([] for other scopes)."""
+        if question.scope != "finding":
+            return []
+        if question.findings is not None:
+            return list(question.findings)
+        return [f.id for f in self.findings]
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+
+def protocol_sha256(text: str | bytes) -> str:
+    """The sha256 (hex) of a protocol's text, stored with the study to pin what was asked."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_protocol(path: Path | str) -> Protocol:
+    """Read and validate a protocol TOML file.
+
+    Parameters
+    ----------
+    path
+        The protocol file.
+
+    Returns
+    -------
+    Protocol
+        The validated protocol.
+
+    Raises
+    ------
+    StudyError
+        The file is missing, unreadable, not TOML, or breaks a rule; the message names the file,
+        the line (where it can be found) and the key path, e.g. ``questions[2].points``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyError(f"{path}: protocol file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{path}: cannot read protocol file ({exc})") from None
+    return parse_protocol(text, str(path))
+
+
+def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
+    """Validate a protocol given as TOML text; ``source`` names it in error messages.
+
+    Raises
+    ------
+    StudyError
+        See :func:`load_protocol`.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column \d+\)", message)
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        if match:
+            raise StudyError(f"{source}, line {match.group(1)}: not valid TOML: {reason}") from None
+        raise StudyError(f"{source}: not valid TOML: {reason}") from None
+    try:
+        return Protocol.model_validate(data)
+    except ValidationError as exc:
+        raise StudyError(_format_errors(exc, text, source)) from None
+
+
+def _format_errors(exc: ValidationError, text: str, source: str) -> str:
+    lines = _key_lines(text)
+    problems: list[str] = []
+    for err in exc.errors():
+        loc: list[str | int] = [p for p in err["loc"] if isinstance(p, str | int)]
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, ProtocolRuleError):
+            message = error.message
+            loc = loc + _split_path(error.path)
+        else:
+            message = _pydantic_message(err)
+        # Union members show up in the loc ("str", "int", ...): keep only real keys.
+        loc = [p for p in loc if not (isinstance(p, str) and p in _UNION_TAGS)]
+        path = _join_path(loc)
+        line = _find_line(lines, loc)
+        where = f"{source}, line {line}" if line is not None else source
+        problems.append(f"{where}, {path or '(top level)'}: {message}")
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems: " + "; ".join(problems)
+
+
+_UNION_TAGS = {"str", "int", "bool", "float", "list[union[str,int]]", "none"}
+
+
+def _pydantic_message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key (not allowed here)"
+    message = str(err["msg"])
+    if "input" in err and kind not in ("model_type", "dict_type", "list_type"):
+        return f"{message} (got {err['input']!r})"
+    return message
+
+
+def _split_path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for token in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        parts.append(int(token[1:-1]) if token.startswith("[") else token)
+    return parts
+
+
+def _join_path(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY_RE = re.compile(
+    r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+)
+
+
+def _key_parts(key: str) -> list[str]:
+    return [p.strip().strip("\"'") for p in re.findall(r"\"[^\"]*\"|'[^']*'|[^.]+", key)]
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Map key paths (``questions[2].points``) to the 1-based line that sets them.
+
+    A light scan of the TOML text (tables, arrays of tables, ``key =`` lines); good enough to
+    point at the line of a problem, not a TOML parser.
+    """
+    found: dict[str, int] = {}
+    counters: dict[str, int] = {}
+    table: list[str | int] = []
+    in_multiline_string = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw.count('"""') % 2 == 1 or raw.count("'''") % 2 == 1:
+            in_multiline_string = not in_multiline_string
+            if not in_multiline_string:
+                continue
+        elif in_multiline_string:
+            continue
+        header = _HEADER_RE.match(raw)
+        if header and not _KEY_RE.match(raw):
+            names = _key_parts(header.group(2))
+            parent: list[str | int] = []
+            # Resolve each name against the arrays of tables seen so far.
+            for name in names[:-1]:
+                parent.append(name)
+                array_key = _join_path(parent)
+                if array_key in counters:
+                    parent.append(counters[array_key])
+            parent.append(names[-1])
+            if header.group(1) == "[[":
+                array_key = _join_path(parent)
+                found.setdefault(array_key, number)
+                counters[array_key] = counters.get(array_key, -1) + 1
+                parent.append(counters[array_key])
+            table = parent
+            found.setdefault(_join_path(table), number)
+            continue
+        key = _KEY_RE.match(raw)
+        if key:
+            loc = table + list(_key_parts(key.group(1)))
+            for end in range(len(table) + 1, len(loc) + 1):
+                found.setdefault(_join_path(loc[:end]), number)
+    return found
+
+
+def _find_line(lines: dict[str, int], loc: Sequence[str | int]) -> int | None:
+    for end in range(len(loc), 0, -1):
+        line = lines.get(_join_path(loc[:end]))
+        if line is not None:
+            return line
+    return None
+
+
+__all__ = [
+    "ID_PATTERN",
+    "PREFERENCE_VALUES",
+    "Arm",
+    "Design",
+    "Finding",
+    "Interchangeability",
+    "Option",
+    "Protocol",
+    "ProtocolRuleError",
+    "Question",
+    "QuestionType",
+    "Reader",
+    "Scope",
+    "ShowIf",
+    "load_protocol",
+    "parse_protocol",
+    "protocol_sha256",
+]
