@@ -1,0 +1,1 @@
+"""Alembic migrations of the study database, applied programmatically at open."""

@@ -1,0 +1,861 @@
+"""The study store: the one way to read and write a study database (see ``studies.api``).
+
+Every write is one transaction opened with ``BEGIN IMMEDIATE`` on SQLite (``SELECT ... FOR
+UPDATE`` on the study row on PostgreSQL, so the event chain has one writer at a time). When a
+``record_*`` or ``complete_*`` call returns, what it wrote is committed and synced to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from numbers import Integral, Real
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from studies.api import (
+    EVENT_KINDS,
+    AnswerKey,
+    AnswerRecord,
+    AnswerValue,
+    AssignmentView,
+    ReaderInfo,
+    SeriesImages,
+    SessionInfo,
+)
+from studies.db.engine import is_url, make_engine, read_engine
+from studies.db.migrate import upgrade
+from studies.db.models import (
+    NONE_KEY,
+    Answer,
+    AnswerRevision,
+    Arm,
+    Assignment,
+    Event,
+    Reader,
+    ReadingSession,
+    Series,
+    Study,
+)
+from studies.errors import StudyError
+from studies.events import append_event, canonical_json, verify_answers, verify_chain
+from studies.protocol import PREFERENCE_VALUES, Protocol, Question, parse_protocol
+
+Clock = Callable[[], datetime]
+
+#: Idle periods longer than this are not reading time (shorter pauses are thinking time).
+IDLE_THRESHOLD = timedelta(seconds=60)
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def utc_clock() -> datetime:
+    """The default clock: now, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _SessionState:
+    n_total: int
+    n_done: int
+    locked: bool
+    finished: bool
+    not_before: date | None
+
+
+class Store:
+    """An open study database. Use :meth:`open`; close it (or use ``with``) when done."""
+
+    def __init__(self, engine: Engine, source: str, images_root: Path, clock: Clock) -> None:
+        self._engine = engine
+        self._read = read_engine(engine)
+        self._source = source
+        self._clock = clock
+        with Session(self._read) as s:
+            studies = s.execute(select(Study)).scalars().all()
+            if len(studies) != 1:
+                raise StudyError(
+                    f"{source}: not a study database (holds {len(studies)} studies, expected 1)"
+                )
+            study = studies[0]
+            self.study_id: str = study.id
+            self.study_title: str = study.title
+            self.protocol_sha256: str = study.protocol_sha256
+            self.origin: str = study.origin
+            self.protocol: Protocol = parse_protocol(
+                study.protocol_toml, f"{source} (stored protocol)"
+            )
+            images = Path(study.images_dir)
+            self.images_dir: Path = images if images.is_absolute() else images_root / images
+            self._arm_codes: dict[str, str] = {
+                a.id: a.code for a in s.execute(select(Arm)).scalars()
+            }
+            readers = s.execute(select(Reader).order_by(Reader.position)).scalars().all()
+            self._readers: dict[str, tuple[str, str]] = {
+                r.reader_id: (r.id, r.name) for r in readers
+            }
+
+    # ---- opening and closing --------------------------------------------------------------
+
+    @classmethod
+    def open(cls, db: str | Path, *, clock: Clock | None = None) -> Store:
+        """Open an existing study database and bring its schema up to date.
+
+        Parameters
+        ----------
+        db
+            The study's SQLite file, or a ``postgresql+psycopg://`` URL.
+        clock
+            Returns the current time as an aware datetime (tests pass a fake one).
+
+        Raises
+        ------
+        StudyError
+            The file is missing, not a study database, or on a network file system.
+        """
+        if is_url(db):
+            source = str(db)
+            engine = make_engine(source)
+            images_root = Path.cwd()
+        else:
+            path = Path(db)
+            source = str(path)
+            if not path.exists():
+                raise StudyError(f"{path}: study database not found")
+            if not path.is_file():
+                raise StudyError(f"{path}: not a study database (not a file)")
+            with path.open("rb") as fh:
+                if fh.read(16) != SQLITE_HEADER:
+                    raise StudyError(f"{path}: not a study database (not a SQLite file)")
+            engine = make_engine(path)
+            images_root = path.resolve().parent
+        try:
+            tables = set(inspect(engine).get_table_names())
+            if "study" not in tables:
+                raise StudyError(f"{source}: not a study database (no study table)")
+            upgrade(engine)
+            return cls(engine, source, images_root, clock or utc_clock)
+        except OperationalError as exc:
+            engine.dispose()
+            raise StudyError(f"{source}: cannot open the study database ({exc.orig})") from None
+        except BaseException:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine (for ``studies`` modules: exports, packages)."""
+        return self._engine
+
+    @property
+    def source(self) -> str:
+        """The path or URL the store was opened from."""
+        return self._source
+
+    def now(self) -> datetime:
+        """The store's clock, in UTC."""
+        value = self._clock()
+        if value.tzinfo is None:
+            raise StudyError("the store's clock returned a naive datetime; give it a time zone")
+        return value.astimezone(UTC)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only ORM session (does not take the SQLite write lock)."""
+        with Session(self._read, expire_on_commit=False) as s, s.begin():
+            yield s
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """One write transaction: committed when the block ends, rolled back on an error."""
+        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+            if self._engine.dialect.name != "sqlite":
+                # One writer at a time keeps the event chain linear on a server database.
+                s.execute(select(Study.id).with_for_update())
+            yield s
+
+    # ---- readers and sessions -------------------------------------------------------------
+
+    def readers(self) -> list[ReaderInfo]:
+        """The study's readers, in protocol order."""
+        return [ReaderInfo(rid, name) for rid, (_, name) in self._readers.items()]
+
+    def _reader_pk(self, reader_id: str) -> str:
+        try:
+            return self._readers[reader_id][0]
+        except KeyError:
+            known = ", ".join(self._readers) or "none"
+            raise StudyError(
+                f"{self._source}: unknown reader {reader_id!r} (readers: {known})"
+            ) from None
+
+    def _session_row(self, s: Session, reader_id: str, index: int) -> ReadingSession:
+        row = s.execute(
+            select(ReadingSession).where(
+                ReadingSession.reader_pk == self._reader_pk(reader_id),
+                ReadingSession.index == index,
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            n = s.execute(
+                select(func.count())
+                .select_from(ReadingSession)
+                .where(ReadingSession.reader_pk == self._reader_pk(reader_id))
+            ).scalar_one()
+            raise StudyError(
+                f"{self._source}: reader {reader_id!r} has no session {index} (sessions 1..{n})"
+            )
+        return row
+
+    def _state(self, s: Session, session: ReadingSession) -> _SessionState:
+        n_total, n_done = s.execute(
+            select(func.count(Assignment.id), func.count(Assignment.completed_at)).where(
+                Assignment.session_pk == session.id
+            )
+        ).one()
+        previous_unfinished = False
+        if session.index > 1:
+            previous = s.execute(
+                select(ReadingSession.finished_at).where(
+                    ReadingSession.reader_pk == session.reader_pk,
+                    ReadingSession.index == session.index - 1,
+                )
+            ).scalar_one_or_none()
+            previous_unfinished = previous is None
+        today = self.now().date()
+        locked = previous_unfinished or (
+            session.not_before is not None and today < session.not_before
+        )
+        return _SessionState(
+            n_total=n_total,
+            n_done=n_done,
+            locked=locked,
+            finished=session.finished_at is not None,
+            not_before=session.not_before,
+        )
+
+    def _info(self, s: Session, reader_id: str, session: ReadingSession) -> SessionInfo:
+        st = self._state(s, session)
+        return SessionInfo(
+            reader_id=reader_id,
+            index=session.index,
+            n_total=st.n_total,
+            n_done=st.n_done,
+            not_before=st.not_before,
+            locked=st.locked,
+            finished=st.finished,
+        )
+
+    def sessions(self, reader_id: str) -> list[SessionInfo]:
+        """A reader's sessions with progress and washout lock (StudyError: unknown reader)."""
+        reader_pk = self._reader_pk(reader_id)
+        with self.reading() as s:
+            rows = s.execute(
+                select(ReadingSession)
+                .where(ReadingSession.reader_pk == reader_pk)
+                .order_by(ReadingSession.index)
+            ).scalars()
+            return [self._info(s, reader_id, row) for row in rows]
+
+    def session_progress(self, reader_id: str, session_index: int) -> SessionInfo:
+        """One session's progress and lock state."""
+        with self.reading() as s:
+            return self._info(s, reader_id, self._session_row(s, reader_id, session_index))
+
+    # ---- assignments ----------------------------------------------------------------------
+
+    def _series_images(self, s: Session, case_pk: str, arm_pk: str | None) -> SeriesImages:
+        series = s.execute(
+            select(Series).where(Series.case_pk == case_pk, Series.arm_pk == arm_pk)
+        ).scalar_one()
+        folder = self.images_dir / series.folder
+        files = tuple(sorted(p for p in folder.glob("*") if p.is_file())) if folder.is_dir() else ()
+        return SeriesImages(series_id=series.opaque_id, files=files)
+
+    def _answers(self, s: Session, assignment_pk: str) -> dict[AnswerKey, AnswerValue]:
+        out: dict[AnswerKey, AnswerValue] = {}
+        for answer in s.execute(
+            select(Answer).where(Answer.assignment_pk == assignment_pk)
+        ).scalars():
+            key = AnswerKey(
+                answer.question_id,
+                answer.finding_id or None,
+                answer.side or None,  # type: ignore[arg-type]
+            )
+            out[key] = json.loads(answer.value_json)
+        return out
+
+    def _view(
+        self,
+        s: Session,
+        a: Assignment,
+        reader_id: str,
+        session: ReadingSession,
+        n: int,
+        st: _SessionState,
+    ) -> AssignmentView:
+        if a.arm_pk is not None:
+            sides: tuple[SeriesImages, ...] = (self._series_images(s, a.case_pk, a.arm_pk),)
+        else:
+            sides = (
+                self._series_images(s, a.case_pk, a.left_arm_pk),
+                self._series_images(s, a.case_pk, a.right_arm_pk),
+            )
+        return AssignmentView(
+            assignment_id=a.id,
+            reader_id=reader_id,
+            session_index=session.index,
+            position=a.position,
+            n_in_session=n,
+            display_label=f"Case {a.position} of {n}",
+            sides=sides,
+            answers=self._answers(s, a.id),
+            completed=a.completed_at is not None,
+            read_only=st.finished or st.locked,
+            is_training=a.is_training,
+        )
+
+    def assignments(self, reader_id: str, session_index: int) -> list[AssignmentView]:
+        """A session's assignments in reading order."""
+        with self.reading() as s:
+            session = self._session_row(s, reader_id, session_index)
+            st = self._state(s, session)
+            rows = s.execute(
+                select(Assignment)
+                .where(Assignment.session_pk == session.id)
+                .order_by(Assignment.position)
+            ).scalars()
+            return [self._view(s, a, reader_id, session, st.n_total, st) for a in rows]
+
+    def next_assignment(
+        self, reader_id: str, session_index: int | None = None
+    ) -> AssignmentView | None:
+        """The first uncompleted assignment of a session.
+
+        Parameters
+        ----------
+        reader_id
+            The reader.
+        session_index
+            The session; by default the first session that is neither locked nor finished.
+
+        Returns
+        -------
+        AssignmentView or None
+            None when the session is finished (or, by default, when no session is open).
+        """
+        reader_pk = self._reader_pk(reader_id)
+        with self.reading() as s:
+            if session_index is not None:
+                candidates = [self._session_row(s, reader_id, session_index)]
+            else:
+                candidates = list(
+                    s.execute(
+                        select(ReadingSession)
+                        .where(ReadingSession.reader_pk == reader_pk)
+                        .order_by(ReadingSession.index)
+                    ).scalars()
+                )
+            for session in candidates:
+                st = self._state(s, session)
+                if session_index is None and (st.locked or st.finished):
+                    continue
+                a = s.execute(
+                    select(Assignment)
+                    .where(Assignment.session_pk == session.id, Assignment.completed_at.is_(None))
+                    .order_by(Assignment.position)
+                    .limit(1)
+                ).scalar_one_or_none()
+                if a is not None:
+                    return self._view(s, a, reader_id, session, st.n_total, st)
+            return None
+
+    def _assignment_row(
+        self, s: Session, assignment_id: str
+    ) -> tuple[Assignment, ReadingSession, str]:
+        a = s.get(Assignment, assignment_id)
+        if a is None:
+            raise StudyError(f"{self._source}: unknown assignment {assignment_id!r}")
+        session = s.get(ReadingSession, a.session_pk)
+        assert session is not None
+        reader = s.get(Reader, session.reader_pk)
+        assert reader is not None
+        return a, session, reader.reader_id
+
+    def assignment(self, assignment_id: str) -> AssignmentView:
+        """One assignment by id (StudyError if there is none)."""
+        with self.reading() as s:
+            a, session, reader_id = self._assignment_row(s, assignment_id)
+            st = self._state(s, session)
+            return self._view(s, a, reader_id, session, st.n_total, st)
+
+    # ---- answers --------------------------------------------------------------------------
+
+    def _check_writable(self, s: Session, session: ReadingSession, reader_id: str) -> None:
+        st = self._state(s, session)
+        where = f"session {session.index} of reader {reader_id!r}"
+        if st.finished:
+            raise StudyError(f"{where} is finished: its answers are read-only")
+        if st.locked:
+            if st.not_before is not None and self.now().date() < st.not_before:
+                raise StudyError(
+                    f"{where} is locked until {st.not_before.isoformat()} (washout of "
+                    f"{self.protocol.washout_days} days)"
+                )
+            raise StudyError(f"{where} is locked: finish session {session.index - 1} first")
+
+    def _check_key(self, question: Question, key: AnswerKey) -> None:
+        q = f"question {question.id!r}"
+        if question.scope == "finding":
+            allowed = self.protocol.question_findings(question)
+            if key.finding_id not in allowed:
+                raise StudyError(
+                    f"{q} is asked per finding: finding_id must be one of {', '.join(allowed)} "
+                    f"(got {key.finding_id!r})"
+                )
+        elif key.finding_id is not None:
+            raise StudyError(f"{q} is not asked per finding (got finding_id {key.finding_id!r})")
+        if question.scope == "side":
+            if key.side not in ("left", "right"):
+                raise StudyError(
+                    f"{q} is asked per side: side must be 'left' or 'right' (got {key.side!r})"
+                )
+        elif key.side is not None:
+            raise StudyError(f"{q} is not asked per side (got side {key.side!r})")
+
+    def record_answer(self, assignment_id: str, key: AnswerKey, value: AnswerValue) -> AnswerRecord:
+        """Store one answer (a new revision) in one committed transaction.
+
+        Parameters
+        ----------
+        assignment_id
+            The assignment answered.
+        key
+            Question, and finding / side for per-finding / per-side questions.
+        value
+            See ``studies.api``; None clears the answer (kept as a revision).
+
+        Returns
+        -------
+        AnswerRecord
+            The stored value and its revision number (unchanged if the value is the same).
+
+        Raises
+        ------
+        StudyError
+            Unknown assignment, question, finding or side; a value the question does not accept;
+            a locked or finished session.
+        """
+        question = self.protocol.question(key.question_id)
+        self._check_key(question, key)
+        normalised = validate_value(question, value)
+        value_json = canonical_json(normalised)
+        now = self.now()
+        with self.writing() as s:
+            a, session, reader_id = self._assignment_row(s, assignment_id)
+            self._check_writable(s, session, reader_id)
+            arm_value = None
+            if question.type == "preference" and isinstance(normalised, str):
+                arm_value = {
+                    "left": self._arm_codes.get(a.left_arm_pk or ""),
+                    "right": self._arm_codes.get(a.right_arm_pk or ""),
+                }.get(normalised, normalised)
+            answer = s.execute(
+                select(Answer).where(
+                    Answer.assignment_pk == a.id,
+                    Answer.question_id == key.question_id,
+                    Answer.finding_id == (key.finding_id or NONE_KEY),
+                    Answer.side == (key.side or NONE_KEY),
+                )
+            ).scalar_one_or_none()
+            if answer is not None and answer.value_json == value_json:
+                return AnswerRecord(key, normalised, answer.revision, answer.last_answered_at)
+            if answer is None:
+                answer = Answer(
+                    assignment_pk=a.id,
+                    question_id=key.question_id,
+                    finding_id=key.finding_id or NONE_KEY,
+                    side=key.side or NONE_KEY,
+                    value_json=value_json,
+                    arm_value=arm_value,
+                    revision=1,
+                    first_answered_at=now,
+                    last_answered_at=now,
+                )
+                s.add(answer)
+                s.flush()
+            else:
+                answer.value_json = value_json
+                answer.arm_value = arm_value
+                answer.revision += 1
+                answer.last_answered_at = now
+            revision = AnswerRevision(
+                answer_pk=answer.id,
+                revision=answer.revision,
+                value_json=value_json,
+                arm_value=arm_value,
+                recorded_at=now,
+            )
+            s.add(revision)
+            s.flush()
+            append_event(
+                s,
+                kind="answer_set",
+                created_at=now,
+                reader_id=reader_id,
+                assignment_id=a.id,
+                payload={
+                    "question": key.question_id,
+                    "finding": key.finding_id,
+                    "side": key.side,
+                    "value": normalised,
+                    "revision": answer.revision,
+                    "revision_id": revision.id,
+                },
+            )
+            return AnswerRecord(key, normalised, answer.revision, now)
+
+    def required_keys(self, answers: dict[AnswerKey, AnswerValue]) -> list[AnswerKey]:
+        """The answer keys that are required given ``answers`` (show-if rules applied)."""
+        needed: list[AnswerKey] = []
+        for question in self.protocol.questions:
+            if not question.required:
+                continue
+            for key in self.keys_of(question):
+                rule = question.show_if
+                if rule is not None:
+                    ref = self.protocol.question(rule.question)
+                    ref_key = AnswerKey(
+                        ref.id,
+                        key.finding_id if ref.scope == "finding" else None,
+                        key.side if ref.scope == "side" else None,
+                    )
+                    if not rule.holds(answers.get(ref_key)):
+                        continue
+                needed.append(key)
+        return needed
+
+    def keys_of(self, question: Question) -> list[AnswerKey]:
+        """Every answer key a question has on one assignment (per finding / per side)."""
+        if question.scope == "finding":
+            return [AnswerKey(question.id, f) for f in self.protocol.question_findings(question)]
+        if question.scope == "side":
+            return [AnswerKey(question.id, None, "left"), AnswerKey(question.id, None, "right")]
+        return [AnswerKey(question.id)]
+
+    def missing_required(self, assignment_id: str) -> list[AnswerKey]:
+        """The required answers an assignment still lacks (questions hidden by show-if skipped)."""
+        with self.reading() as s:
+            a, _, _ = self._assignment_row(s, assignment_id)
+            answers = self._answers(s, a.id)
+        return [k for k in self.required_keys(answers) if answers.get(k) is None]
+
+    def complete_assignment(self, assignment_id: str) -> None:
+        """Mark an assignment done; when it is the session's last, the session finishes and the
+        next session is locked for the washout.
+
+        Raises
+        ------
+        StudyError
+            Required answers are missing (named), or the session is locked or finished.
+        """
+        now = self.now()
+        with self.writing() as s:
+            a, session, reader_id = self._assignment_row(s, assignment_id)
+            if a.completed_at is not None:
+                return
+            self._check_writable(s, session, reader_id)
+            answers = self._answers(s, a.id)
+            missing = [k for k in self.required_keys(answers) if answers.get(k) is None]
+            if missing:
+                raise StudyError(
+                    f"assignment {assignment_id} (reader {reader_id!r}, session {session.index}, "
+                    f"case {a.position}): required answers missing: "
+                    + ", ".join(format_key(k) for k in missing)
+                )
+            a.completed_at = now
+            s.flush()
+            append_event(
+                s,
+                kind="assignment_completed",
+                created_at=now,
+                reader_id=reader_id,
+                assignment_id=a.id,
+            )
+            self.refresh_session(s, session, reader_id, now)
+
+    def refresh_session(
+        self, s: Session, session: ReadingSession, reader_id: str, now: datetime
+    ) -> None:
+        """Finish a session whose assignments are all completed and set the next one's washout.
+
+        The finish time is the last completion; the next session may be opened from that day
+        plus ``washout_days``.
+        """
+        if session.finished_at is not None:
+            return
+        completed = list(
+            s.execute(
+                select(Assignment.completed_at).where(Assignment.session_pk == session.id)
+            ).scalars()
+        )
+        if not completed or any(c is None for c in completed):
+            return
+        finished = max(c for c in completed if c is not None)
+        session.finished_at = finished
+        following = s.execute(
+            select(ReadingSession).where(
+                ReadingSession.reader_pk == session.reader_pk,
+                ReadingSession.index == session.index + 1,
+            )
+        ).scalar_one_or_none()
+        not_before = None
+        if following is not None:
+            not_before = finished.date() + timedelta(days=self.protocol.washout_days)
+            following.not_before = not_before
+        s.flush()
+        append_event(
+            s,
+            kind="session_finished",
+            created_at=now,
+            reader_id=reader_id,
+            payload={
+                "session": session.index,
+                "finished_at": finished.isoformat(),
+                "next_not_before": not_before.isoformat() if not_before else None,
+            },
+        )
+
+    # ---- events and time --------------------------------------------------------------------
+
+    def record_event(
+        self,
+        reader_id: str,
+        kind: str,
+        *,
+        assignment_id: str | None = None,
+        payload: dict[str, object] | None = None,
+    ) -> None:
+        """Append one viewer event to the hash-chained log (one committed transaction).
+
+        Raises
+        ------
+        StudyError
+            Unknown reader, event kind or assignment, an assignment of another reader, or a
+            payload that is not JSON.
+        """
+        if kind not in EVENT_KINDS:
+            raise StudyError(
+                f"unknown event kind {kind!r} (expected one of {', '.join(EVENT_KINDS)})"
+            )
+        self._reader_pk(reader_id)
+        try:
+            canonical_json(payload or {})
+        except (TypeError, ValueError) as exc:
+            raise StudyError(f"event {kind!r}: payload is not JSON ({exc})") from None
+        now = self.now()
+        with self.writing() as s:
+            if assignment_id is not None:
+                _, _, owner = self._assignment_row(s, assignment_id)
+                if owner != reader_id:
+                    raise StudyError(
+                        f"assignment {assignment_id} belongs to reader {owner!r}, not {reader_id!r}"
+                    )
+            append_event(
+                s,
+                kind=kind,
+                created_at=now,
+                reader_id=reader_id,
+                assignment_id=assignment_id,
+                payload=payload,
+            )
+
+    def active_ms(self, assignment_id: str) -> int:
+        """Active reading time of an assignment in milliseconds.
+
+        The time between ``case_opened`` and ``case_closed`` (a case left open ends at its last
+        event), minus the time between ``focus_lost`` and ``focus_gained`` and idle periods
+        (``idle_started`` .. ``idle_ended``) longer than 60 s. Focus and idle events count
+        whether or not the viewer attached them to the assignment.
+        """
+        with self.reading() as s:
+            a, _, reader_id = self._assignment_row(s, assignment_id)
+            own = s.execute(
+                select(Event.kind, Event.created_at)
+                .where(Event.assignment_id == a.id)
+                .order_by(Event.seq)
+            ).all()
+            if not own:
+                return 0
+            start, end = own[0][1], max(t for _, t in own)
+            others = s.execute(
+                select(Event.kind, Event.created_at)
+                .where(
+                    Event.reader_id == reader_id,
+                    Event.assignment_id.is_(None),
+                    Event.kind.in_(("focus_lost", "focus_gained", "idle_started", "idle_ended")),
+                    Event.created_at >= start,
+                    Event.created_at <= end,
+                )
+                .order_by(Event.seq)
+            ).all()
+        return active_time_ms([(k, t) for k, t in own], [(k, t) for k, t in others])
+
+    def verify_events(self) -> list[str]:
+        """Problems in the event hash chain and answer history ([] when intact)."""
+        with self.reading() as s:
+            problems = verify_chain(s.execute(select(Event).order_by(Event.seq)).scalars())
+            problems += verify_answers(s)
+        return problems
+
+
+def _intervals(
+    events: list[tuple[str, datetime]], start_kind: str, end_kind: str, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    out: list[tuple[datetime, datetime]] = []
+    began: datetime | None = None
+    for kind, t in events:
+        if kind == start_kind and began is None:
+            began = t
+        elif kind == end_kind and began is not None:
+            out.append((began, t))
+            began = None
+    if began is not None:
+        out.append((began, end))
+    return out
+
+
+def active_time_ms(
+    own: list[tuple[str, datetime]], reader_events: list[tuple[str, datetime]]
+) -> int:
+    """Active time from ``(kind, time)`` events in log order (see :meth:`Store.active_ms`)."""
+    if not own:
+        return 0
+    end = max(t for _, t in own)
+    opened = _intervals(own, "case_opened", "case_closed", end)
+    everything = sorted(own + reader_events, key=lambda e: e[1])
+    excluded = _intervals(everything, "focus_lost", "focus_gained", end)
+    excluded += [
+        (a, b)
+        for a, b in _intervals(everything, "idle_started", "idle_ended", end)
+        if b - a > IDLE_THRESHOLD
+    ]
+    excluded.sort()
+    merged: list[tuple[datetime, datetime]] = []
+    for a, b in excluded:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    total = timedelta(0)
+    for a, b in opened:
+        total += b - a
+        for x, y in merged:
+            lo, hi = max(a, x), min(b, y)
+            if hi > lo:
+                total -= hi - lo
+    return max(0, int(total / timedelta(milliseconds=1)))
+
+
+def format_key(key: AnswerKey) -> str:
+    """``question[finding=x]`` / ``question[side=left]`` for messages."""
+    if key.finding_id is not None:
+        return f"{key.question_id}[finding={key.finding_id}]"
+    if key.side is not None:
+        return f"{key.question_id}[side={key.side}]"
+    return key.question_id
+
+
+def validate_value(question: Question, value: AnswerValue) -> AnswerValue:
+    """Check an answer value against its question; return it in its stored form.
+
+    Raises
+    ------
+    StudyError
+        Naming the question and the values it accepts.
+    """
+    if value is None:
+        return None
+    q = f"question {question.id!r} ({question.type})"
+    t = question.type
+    if t == "likert":
+        assert question.points is not None
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            raise StudyError(f"{q}: expected an integer 1..{question.points}, got {value!r}")
+        if not 1 <= int(value) <= question.points:
+            raise StudyError(f"{q}: expected an integer 1..{question.points}, got {value!r}")
+        return int(value)
+    if t in ("choice", "multi"):
+        allowed = [o.value for o in question.options]
+        shown = ", ".join(repr(v) for v in allowed)
+        if t == "choice":
+            if not isinstance(value, str) or value not in allowed:
+                raise StudyError(f"{q}: expected one of {shown}, got {value!r}")
+            return value
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise StudyError(f"{q}: expected a list of options from {shown}, got {value!r}")
+        unknown = [v for v in value if v not in allowed]
+        if unknown:
+            raise StudyError(f"{q}: expected options from {shown}, got unknown {unknown!r}")
+        if len(set(value)) != len(value):
+            raise StudyError(f"{q}: an option is selected twice in {value!r}")
+        return [v for v in allowed if v in value]
+    if t == "boolean":
+        if not isinstance(value, bool):
+            raise StudyError(f"{q}: expected true or false, got {value!r}")
+        return value
+    if t == "number":
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, Real)
+            or not math.isfinite(float(value))
+        ):
+            raise StudyError(f"{q}: expected a finite number, got {value!r}")
+        number = float(value)
+        lo, hi = question.minimum, question.maximum
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            span = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+            raise StudyError(f"{q}: expected a number in {span}, got {value!r}")
+        return number
+    if t == "text":
+        if not isinstance(value, str):
+            raise StudyError(f"{q}: expected text, got {value!r}")
+        if question.max_length is not None and len(value) > question.max_length:
+            raise StudyError(
+                f"{q}: expected at most {question.max_length} characters, got {len(value)}"
+            )
+        return value
+    if t == "preference":
+        if value not in PREFERENCE_VALUES:
+            raise StudyError(f"{q}: expected one of 'left', 'equal', 'right', got {value!r}")
+        return value
+    raise StudyError(f"{q}: unsupported question type")  # pragma: no cover
+
+
+def value_of(answer_json: str) -> Any:
+    """Decode a stored answer value."""
+    return json.loads(answer_json)
