@@ -1,0 +1,923 @@
+"""Interchangeability of a new arm with a reference arm (Obuchowski, Subhas & Schoenhagen 2014).
+
+Obuchowski NA, Subhas N, Schoenhagen P. Testing for interchangeability of imaging tests.
+Acad Radiol 2014;21:1483-1489. For one finding with reference arm C and new arm D, N cases and J
+readers, per case i over ordered reader pairs j != j'::
+
+    A_CC,i = mean 1{Y_C[i,j] = Y_C[i,j']}     reference-reference agreement
+    A_DC,i = mean 1{Y_D[i,j] = Y_C[i,j']}     new-reference agreement
+    A_DD,i = mean 1{Y_D[i,j] = Y_D[i,j']}     new-new agreement (reported, not tested)
+    d_i = A_CC,i - A_DC,i,   gamma = mean_i d_i  (excess disagreement; > 0: the new arm adds some)
+
+A reader is never paired with itself, so readers that read only one arm (the paper's TAVR design)
+and fully crossed designs are handled alike. The new arm is interchangeable with the reference
+when the upper bound of the reported two-sided 95% interval lies below the margin.
+
+Fixed readers: SE = sd(d)/sqrt(N), which equals the case jackknife (Wald interval), with a case
+bootstrap percentile interval alongside. Random readers: SE from jackknife variance components
+(case jackknife + the reader jackknife less its case-noise share; Wald interval), with the
+two-way bootstrap (readers and cases resampled; a reader is never paired with a copy of itself)
+percentile interval alongside. In simulation (tests/analysis/test_interchangeability.py) the
+variance-component interval covers 93-97%, while the two-way bootstrap overstates the variance
+(it counts the reader-by-case noise more than once) and covers nearly 100%.
+
+Repeat reads (column ``read``) allow the paper's same-reader estimator, which compares each
+reader's reference re-reads with that reader's new-arm reads.
+
+Sensitivity measures for ordinal findings: ``"exact"`` (exact-category agreement) and
+``"squared"`` (squared-difference index: ``gamma = mean (Y_D - Y_C')^2 - mean (Y_C - Y_C')^2``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+
+from analysis import resampling
+from analysis.errors import AnalysisError
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+Measure = Literal["binary", "exact", "squared"]
+ReaderModel = Literal["fixed", "random"]
+Estimator = Literal["between-reader", "same-reader"]
+
+MEASURES: tuple[str, ...] = ("binary", "exact", "squared")
+READER_MODELS: tuple[str, ...] = ("fixed", "random")
+ESTIMATORS: tuple[str, ...] = ("between-reader", "same-reader")
+REQUIRED_COLUMNS: tuple[str, ...] = ("case", "reader", "arm", "finding", "value")
+_Z975 = float(stats.norm.ppf(0.975))
+
+
+@dataclass(frozen=True)
+class InterchangeabilityResult:
+    """Excess disagreement of one finding and the decision against the margin.
+
+    ``a_rr``, ``a_tr`` and ``a_tt`` are the mean reference-reference, new-reference and new-new
+    agreement rates (for ``measure="squared"``: mean squared differences, so that then
+    ``excess_disagreement = a_tr - a_rr``). ``ci_low``/``ci_high`` are the reported two-sided 95%
+    interval (Wald: fixed readers with the case-jackknife SE; random readers with the jackknife
+    variance-component SE) and ``interchangeable`` is ``ci_high < margin``. ``p_value`` is the
+    one-sided test of H0: gamma >= margin (normal approximation with ``se``).
+    ``boot_ci_low``/``boot_ci_high`` hold the bootstrap percentile interval as a second opinion
+    (fixed readers: case bootstrap; random readers: the two-way bootstrap without self-pairs).
+    """
+
+    finding: str
+    reference: str
+    new: str
+    excess_disagreement: float
+    se: float
+    ci_low: float
+    ci_high: float
+    a_rr: float
+    a_tr: float
+    a_tt: float | None
+    n_cases: int
+    n_readers: int
+    margin: float
+    readers: str
+    method: str
+    interchangeable: bool
+    p_value: float
+    measure: str
+    threshold: float | None
+    estimator: str
+    n_boot: int
+    boot_ci_low: float | None = None
+    boot_ci_high: float | None = None
+    p_holm: float | None = None
+    interchangeable_holm: bool | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready dictionary (NaN becomes None)."""
+        return {key: _json_number(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class GeeResult:
+    """The GEE form of the excess disagreement (cross-check of the per-case estimator).
+
+    One row per case x ordered reader pair x pair type (reference-reference or new-reference),
+    outcome the pair's agreement, covariate ``new`` (1 for new-reference pairs), identity link,
+    Gaussian variance, groups = case; ``estimate = -coefficient(new)`` with the robust SE.
+    """
+
+    finding: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    working_correlation: str
+    n_rows: int
+    n_cases: int
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready dictionary."""
+        return {key: _json_number(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Per-case agreement scores of every ordered reader pair for one finding.
+
+    ``cc[i, j, k]``: agreement of reader j (reference) with reader k (reference) on case i;
+    ``dc[i, j, k]``: reader j (new) with reader k (reference); ``dd``: new with new. The masks
+    mark the pairs that exist (both readers read the arm, j != k). Scores are 1/0 agreement, or
+    the negative squared difference for the squared-difference index, so that in every case
+    ``gamma = mean A_CC - mean A_DC``.
+    """
+
+    cases: tuple[str, ...]
+    readers: tuple[str, ...]
+    cc: FloatArray
+    dc: FloatArray
+    dd: FloatArray
+    cc_mask: BoolArray
+    dc_mask: BoolArray
+    dd_mask: BoolArray
+
+    def per_case(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Per-case mean scores ``(A_CC,i, A_DC,i, A_DD,i)`` (A_DD is NaN without new-new pairs)."""
+        return (
+            _masked_case_means(self.cc, self.cc_mask),
+            _masked_case_means(self.dc, self.dc_mask),
+            _masked_case_means(self.dd, self.dd_mask),
+        )
+
+
+@dataclass(frozen=True)
+class SameReaderScores:
+    """Per case and reader: agreement of reference re-reads and of new with reference reads."""
+
+    cases: tuple[str, ...]
+    readers: tuple[str, ...]
+    rr: FloatArray  # (N, J) mean over ordered pairs of distinct reference reads
+    tr: FloatArray  # (N, J) mean over (new read, reference read) pairs
+    tt: FloatArray  # (N, J) mean over distinct new reads (NaN with one new read)
+
+
+def excess_disagreement(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    finding: str | None = None,
+    threshold: float | None = None,
+    margin: float = 0.05,
+    readers: ReaderModel = "fixed",
+    n_boot: int = 2000,
+    rng: np.random.Generator,
+    measure: Measure = "binary",
+    estimator: Estimator = "between-reader",
+) -> InterchangeabilityResult:
+    """Excess disagreement of the ``new`` arm over the ``reference`` arm for one finding.
+
+    Parameters
+    ----------
+    reads : pandas.DataFrame
+        Reads table with columns ``case, reader, arm, finding, value`` (+ optional ``read``), as
+        made by :mod:`analysis.reads`.
+    reference, new : str
+        Arm codes of the reference and the new arm.
+    finding : str, optional
+        Which finding to analyse; required when ``reads`` holds more than one.
+    threshold : float, optional
+        Dichotomise ordinal values: ``value >= threshold`` counts as present. Used by the
+        ``"binary"`` measure only; without it the values are compared as they are.
+    margin : float
+        Interchangeability margin for gamma (0.05 or 0.10 in the literature).
+    readers : {"fixed", "random"}
+        Which interval is reported and decides: fixed readers (case-jackknife Wald) or random
+        readers (jackknife variance-component Wald).
+    n_boot : int
+        Bootstrap resamples.
+    rng : numpy.random.Generator
+        Source of randomness for the bootstraps.
+    measure : {"binary", "exact", "squared"}
+        Agreement measure: dichotomised agreement, exact-category agreement, or the
+        squared-difference index (sensitivity analyses for ordinal findings).
+    estimator : {"between-reader", "same-reader"}
+        ``"same-reader"`` needs repeat reads (column ``read``, at least two reference reads per
+        reader and case).
+
+    Returns
+    -------
+    InterchangeabilityResult
+    """
+    _check_options(margin, readers, n_boot, measure, estimator)
+    frame = _finding_frame(reads, reference, new, finding)
+    name = str(frame["finding"].iloc[0])
+    if estimator == "same-reader":
+        return _same_reader_result(
+            frame, name, reference, new, threshold, margin, readers, n_boot, rng, measure
+        )
+    scores = pair_scores(frame, reference, new, threshold=threshold, measure=measure)
+    a_cc, a_dc, a_dd = scores.per_case()
+    d = a_cc - a_dc
+    gamma = float(d.mean())
+    n_cases = d.shape[0]
+    counts = resampling.case_counts(rng, n_cases, n_boot)
+    if readers == "fixed":
+        se = _sd_over_sqrt_n(d)
+        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
+        boot = resampling.bootstrap_means(d, counts)
+        boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(boot)
+        method = "case jackknife SE, Wald 95% CI (case-bootstrap percentile CI alongside)"
+    else:
+        se = math.sqrt(random_reader_variance(scores).total)
+        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
+        weights = resampling.reader_counts(rng, len(scores.readers), n_boot)
+        boot_ci = resampling.percentile_interval(two_way_bootstrap(scores, counts, weights))
+        method = (
+            "random readers: case + reader jackknife variance components, Wald 95% CI "
+            "(two-way bootstrap without self-pairs percentile CI alongside; it is conservative)"
+        )
+    sign = -1.0 if measure == "squared" else 1.0
+    a_tt = float(np.nanmean(a_dd)) if np.any(np.isfinite(a_dd)) else None
+    return InterchangeabilityResult(
+        finding=name,
+        reference=reference,
+        new=new,
+        excess_disagreement=gamma,
+        se=se,
+        ci_low=float(ci_low),
+        ci_high=float(ci_high),
+        a_rr=sign * float(a_cc.mean()),
+        a_tr=sign * float(a_dc.mean()),
+        a_tt=None if a_tt is None else sign * a_tt,
+        n_cases=n_cases,
+        n_readers=len(scores.readers),
+        margin=margin,
+        readers=readers,
+        method=method,
+        interchangeable=bool(ci_high < margin),
+        p_value=_one_sided_p(gamma, se, margin),
+        measure=measure,
+        threshold=threshold,
+        estimator="between-reader",
+        n_boot=n_boot,
+        boot_ci_low=boot_ci[0],
+        boot_ci_high=boot_ci[1],
+    )
+
+
+def interchangeability_by_finding(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    threshold: float | None = None,
+    margin: float = 0.05,
+    readers: ReaderModel = "fixed",
+    n_boot: int = 2000,
+    rng: np.random.Generator,
+    holm: bool = False,
+    measure: Measure = "binary",
+    estimator: Estimator = "between-reader",
+) -> list[InterchangeabilityResult]:
+    """:func:`excess_disagreement` for every finding in ``reads`` (in order of appearance).
+
+    With ``holm=True`` the one-sided p-values are Holm-adjusted across findings
+    (``statsmodels.stats.multitest.multipletests``) into ``p_holm``, and ``interchangeable_holm``
+    is ``p_holm < 0.025`` (the one-sided level matching the two-sided 95% interval).
+    """
+    _require_columns(reads)
+    findings = list(dict.fromkeys(reads["finding"].astype(str)))
+    if not findings:
+        raise AnalysisError("the reads table is empty: no finding to analyse")
+    results = [
+        excess_disagreement(
+            reads,
+            reference,
+            new,
+            finding=name,
+            threshold=threshold,
+            margin=margin,
+            readers=readers,
+            n_boot=n_boot,
+            rng=rng,
+            measure=measure,
+            estimator=estimator,
+        )
+        for name in findings
+    ]
+    if holm:
+        results = holm_adjust(results)
+    return results
+
+
+def holm_adjust(results: Sequence[InterchangeabilityResult]) -> list[InterchangeabilityResult]:
+    """Add Holm-adjusted one-sided p-values (``p_holm``, ``interchangeable_holm``)."""
+    from statsmodels.stats.multitest import multipletests
+
+    if not results:
+        return []
+    p_values = np.array([result.p_value for result in results])
+    adjusted = multipletests(p_values, alpha=0.025, method="holm")[1]
+    return [
+        replace(result, p_holm=float(p), interchangeable_holm=bool(p < 0.025))
+        for result, p in zip(results, adjusted, strict=True)
+    ]
+
+
+def pair_scores(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    threshold: float | None = None,
+    measure: Measure = "binary",
+) -> PairScores:
+    """Agreement scores of all ordered reader pairs, per case, for one finding's reads.
+
+    Uses the first read (smallest ``read``) of each case, reader and arm. Raises
+    :class:`AnalysisError` when fewer than two readers read the reference arm, when no reader
+    pair links the new arm to the reference, or when a reader read some but not all cases of an arm.
+    """
+    frame = _first_reads(reads)
+    cases, reader_ids, ref, nov = _arm_matrices(frame, reference, new)
+    return pair_scores_from_arrays(
+        ref,
+        nov,
+        cases=cases,
+        readers=reader_ids,
+        threshold=threshold,
+        measure=measure,
+        reference=reference,
+        new=new,
+    )
+
+
+def pair_scores_from_arrays(
+    ref: FloatArray,
+    nov: FloatArray,
+    *,
+    cases: Sequence[str] | None = None,
+    readers: Sequence[str] | None = None,
+    threshold: float | None = None,
+    measure: Measure = "binary",
+    reference: str = "reference",
+    new: str = "new",
+) -> PairScores:
+    """:func:`pair_scores` from case x reader matrices (NaN columns: readers not on that arm).
+
+    ``ref`` and ``nov`` have shape (N, J) with the same reader order; a reader that did not read
+    an arm has an all-NaN column there. Used directly by simulations.
+    """
+    n_cases, n_readers = ref.shape
+    cases = tuple(cases) if cases is not None else tuple(str(i) for i in range(n_cases))
+    reader_ids = tuple(readers) if readers is not None else tuple(str(j) for j in range(n_readers))
+    ref_v, new_v = _transform(ref, threshold, measure), _transform(nov, threshold, measure)
+    reads_ref: BoolArray = np.asarray(~np.isnan(ref).all(axis=0))
+    reads_new: BoolArray = np.asarray(~np.isnan(nov).all(axis=0))
+    off_diagonal = ~np.eye(len(reader_ids), dtype=bool)
+    cc_mask = reads_ref[:, None] & reads_ref[None, :] & off_diagonal
+    dc_mask = reads_new[:, None] & reads_ref[None, :] & off_diagonal
+    dd_mask = reads_new[:, None] & reads_new[None, :] & off_diagonal
+    if int(reads_ref.sum()) < 2:
+        raise AnalysisError(
+            f"column 'reader': interchangeability needs at least two readers on the reference "
+            f"arm {reference!r}, found {int(reads_ref.sum())}"
+        )
+    if not dc_mask.any():
+        raise AnalysisError(
+            f"column 'reader': no reader on arm {new!r} can be paired with a different reader on "
+            f"the reference arm {reference!r}"
+        )
+    return PairScores(
+        cases=cases,
+        readers=reader_ids,
+        cc=_pair_score(ref_v, ref_v, measure),
+        dc=_pair_score(new_v, ref_v, measure),
+        dd=_pair_score(new_v, new_v, measure),
+        cc_mask=cc_mask,
+        dc_mask=dc_mask,
+        dd_mask=dd_mask,
+    )
+
+
+def two_way_bootstrap(
+    scores: PairScores, case_counts: FloatArray, reader_counts: FloatArray
+) -> FloatArray:
+    """Excess disagreement in each resample of a two-way (reader and case) bootstrap, vectorised.
+
+    Parameters
+    ----------
+    scores : PairScores
+        The per-case pair scores.
+    case_counts : numpy.ndarray
+        Shape (B, N) from :func:`analysis.resampling.case_counts`.
+    reader_counts : numpy.ndarray
+        Shape (B, J) from :func:`analysis.resampling.reader_counts`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (B,); NaN where a resample has no reference-reference or new-reference pair left
+        (all its readers are copies of one reader).
+    """
+    n_cases, n_readers = case_counts.shape[1], reader_counts.shape[1]
+    # Case sums of every pair's score in each resample: (B, N) @ (N, J*J).
+    sum_cc = case_counts @ scores.cc.reshape(n_cases, n_readers * n_readers)
+    sum_dc = case_counts @ scores.dc.reshape(n_cases, n_readers * n_readers)
+    w_cc = resampling.pair_weights(reader_counts, scores.cc_mask).reshape(-1, n_readers**2)
+    w_dc = resampling.pair_weights(reader_counts, scores.dc_mask).reshape(-1, n_readers**2)
+    total = case_counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a_cc = (sum_cc * w_cc).sum(axis=1) / (total * w_cc.sum(axis=1))
+        a_dc = (sum_dc * w_dc).sum(axis=1) / (total * w_dc.sum(axis=1))
+    result: FloatArray = a_cc - a_dc
+    return result
+
+
+@dataclass(frozen=True)
+class RandomReaderVariance:
+    """Variance of gamma for random readers and cases from jackknife variance components.
+
+    ``case_var``: the case jackknife, ``sd(d)^2 / N`` (cases random, readers fixed; it already holds
+    the reader-by-case interaction). ``reader_var``: the reader part, from the delete-one-reader
+    jackknife of gamma (``v_r``) less its case-noise share, estimated from the per-case reader
+    jackknives (``v_r_case``): ``max(0, (N v_r - mean_i v_r_case_i) / (N - 1))``, in the spirit of
+    Obuchowski-Rockette's ``max(Cov2 - Cov3, 0)``. ``total = case_var + reader_var``.
+    """
+
+    case_var: float
+    reader_var: float
+    total: float
+    df: float
+
+
+def random_reader_variance(scores: PairScores) -> RandomReaderVariance:
+    """Jackknife variance components of gamma with readers and cases random (see the class).
+
+    Needs at least three readers, with reader pairs left on both arms whenever any one reader is
+    left out.
+    """
+    a_cc, a_dc, _ = scores.per_case()
+    leave_out = np.column_stack(
+        [_leave_reader_out(scores, j) for j in range(len(scores.readers))]
+    )  # (N, J): d_i without reader j
+    if len(scores.readers) < 3 or not np.isfinite(leave_out).all():
+        raise AnalysisError(
+            "column 'reader': random-reader inference needs at least three readers, with reader "
+            "pairs left on both arms when any one reader is left out"
+        )
+    return _variance_components(a_cc - a_dc, leave_out)
+
+
+def _variance_components(d: FloatArray, leave_out: FloatArray) -> RandomReaderVariance:
+    """Case and reader variance of mean(d) from per-case values and leave-one-reader-out values."""
+    n_cases, n_readers = leave_out.shape
+    factor = (n_readers - 1) / n_readers
+    gammas = leave_out.mean(axis=0)
+    v_r = factor * float(np.sum((gammas - gammas.mean()) ** 2))
+    per_case = factor * np.sum((leave_out - leave_out.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    case_var = float(np.var(d, ddof=1) / n_cases)
+    reader_var = max(0.0, (n_cases * v_r - float(per_case.mean())) / (n_cases - 1))
+    return RandomReaderVariance(
+        case_var=case_var, reader_var=reader_var, total=case_var + reader_var, df=n_readers - 1
+    )
+
+
+def _leave_reader_out(scores: PairScores, j: int) -> FloatArray:
+    keep = np.ones(len(scores.readers), dtype=bool)
+    keep[j] = False
+    pair_keep = keep[:, None] & keep[None, :]
+    a_cc = _masked_case_means(scores.cc, scores.cc_mask & pair_keep)
+    a_dc = _masked_case_means(scores.dc, scores.dc_mask & pair_keep)
+    result: FloatArray = a_cc - a_dc
+    return result
+
+
+def case_bootstrap(scores: PairScores, case_counts: FloatArray) -> FloatArray:
+    """Excess disagreement in each case-bootstrap resample (readers fixed), vectorised."""
+    a_cc, a_dc, _ = scores.per_case()
+    return resampling.bootstrap_means(a_cc - a_dc, case_counts)
+
+
+def _bootstrap_loop(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    case_indices: npt.NDArray[np.int64],
+    reader_counts: FloatArray | None = None,
+    *,
+    threshold: float | None = None,
+    measure: Measure = "binary",
+) -> FloatArray:
+    """Plain-loop reference of the case / two-way bootstrap (tests and benchmarks only).
+
+    Rebuilds each resample's data (cases by ``case_indices`` (B, N); readers by expanding
+    ``reader_counts`` (B, J) into copies) and recomputes gamma with Python loops over reader
+    pairs, skipping pairs of copies of the same reader. Gives the same numbers as
+    :func:`case_bootstrap` / :func:`two_way_bootstrap` for the same draws.
+    """
+    frame = _first_reads(reads)
+    _, reader_ids, ref, nov = _arm_matrices(frame, reference, new)
+    ref_v, new_v = _transform(ref, threshold, measure), _transform(nov, threshold, measure)
+    n_readers = len(reader_ids)
+    reads_ref: BoolArray = np.asarray(~np.isnan(ref).all(axis=0))
+    reads_new: BoolArray = np.asarray(~np.isnan(nov).all(axis=0))
+    out = np.empty(case_indices.shape[0])
+    for b in range(case_indices.shape[0]):
+        rows = case_indices[b]
+        if reader_counts is None:
+            copies = list(range(n_readers))
+        else:
+            copies = [j for j in range(n_readers) for _ in range(int(reader_counts[b, j]))]
+        sample_ref, sample_new = ref_v[rows], new_v[rows]
+        cc_total = dc_total = 0.0
+        cc_pairs = dc_pairs = 0
+        for j in copies:
+            for k in copies:
+                if j == k or not reads_ref[k]:
+                    continue
+                if reads_ref[j]:
+                    cc_total += float(_score(sample_ref[:, j], sample_ref[:, k], measure).sum())
+                    cc_pairs += 1
+                if reads_new[j]:
+                    dc_total += float(_score(sample_new[:, j], sample_ref[:, k], measure).sum())
+                    dc_pairs += 1
+        if cc_pairs == 0 or dc_pairs == 0:
+            out[b] = math.nan
+            continue
+        n = len(rows)
+        out[b] = cc_total / (cc_pairs * n) - dc_total / (dc_pairs * n)
+    return out
+
+
+def same_reader_scores(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    threshold: float | None = None,
+    measure: Measure = "binary",
+) -> SameReaderScores:
+    """Per case and reader agreement of repeat reads (the paper's same-reader estimator).
+
+    Needs column ``read``: every reader reads every case at least twice on the reference arm and
+    at least once on the new arm.
+    """
+    if "read" not in reads.columns:
+        raise AnalysisError(
+            "the same-reader estimator needs column 'read' (repeat reads numbered 1, 2, ...)"
+        )
+    frame = reads.copy()
+    frame["read"] = pd.to_numeric(frame["read"], errors="raise").astype(int)
+    cases = tuple(dict.fromkeys(frame["case"].astype(str)))
+    reader_ids = tuple(sorted(dict.fromkeys(frame["reader"].astype(str))))
+    cube_ref = _read_cube(frame, reference, cases, reader_ids)
+    cube_new = _read_cube(frame, new, cases, reader_ids)
+    if cube_ref.shape[2] < 2:
+        raise AnalysisError(
+            f"column 'read': the same-reader estimator needs at least two reads of every case by "
+            f"every reader on the reference arm {reference!r}"
+        )
+    ref_v = _transform(cube_ref, threshold, measure)
+    new_v = _transform(cube_new, threshold, measure)
+    rr = _mean_read_pairs(ref_v, ref_v, distinct=True, measure=measure)
+    tr = _mean_read_pairs(new_v, ref_v, distinct=False, measure=measure)
+    tt = (
+        _mean_read_pairs(new_v, new_v, distinct=True, measure=measure)
+        if new_v.shape[2] >= 2
+        else np.full(rr.shape, np.nan)
+    )
+    return SameReaderScores(cases=cases, readers=reader_ids, rr=rr, tr=tr, tt=tt)
+
+
+def gee_excess_disagreement(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    finding: str | None = None,
+    threshold: float | None = None,
+    measure: Measure = "binary",
+    working_correlation: Literal["exchangeable", "independence"] = "exchangeable",
+) -> GeeResult:
+    """GEE form of the excess disagreement (statsmodels GEE, groups = case, identity link).
+
+    With the independence working correlation and complete data the estimate equals
+    :func:`excess_disagreement`'s exactly; the exchangeable one weights the pairs differently and
+    agrees closely.
+    """
+    import statsmodels.api as sm
+
+    if working_correlation not in ("exchangeable", "independence"):
+        raise AnalysisError(
+            f"working correlation must be 'exchangeable' or 'independence', got "
+            f"{working_correlation!r}"
+        )
+    frame = _finding_frame(reads, reference, new, finding)
+    scores = pair_scores(frame, reference, new, threshold=threshold, measure=measure)
+    n_cases = len(scores.cases)
+    cc = scores.cc[:, scores.cc_mask]
+    dc = scores.dc[:, scores.dc_mask]
+    outcome = np.concatenate([cc, dc], axis=1)
+    is_new = np.concatenate([np.zeros(cc.shape[1]), np.ones(dc.shape[1])])
+    groups = np.repeat(np.arange(n_cases), outcome.shape[1])
+    design = np.column_stack([np.ones(outcome.size), np.tile(is_new, n_cases)])
+    structure = (
+        sm.cov_struct.Exchangeable()
+        if working_correlation == "exchangeable"
+        else sm.cov_struct.Independence()
+    )
+    model = sm.GEE(
+        outcome.ravel(),
+        design,
+        groups=groups,
+        family=sm.families.Gaussian(),
+        cov_struct=structure,
+    )
+    fit = model.fit()
+    estimate = -float(fit.params[1])
+    se = float(fit.bse[1])
+    return GeeResult(
+        finding=str(frame["finding"].iloc[0]),
+        estimate=estimate,
+        se=se,
+        ci_low=estimate - _Z975 * se,
+        ci_high=estimate + _Z975 * se,
+        working_correlation=working_correlation,
+        n_rows=int(outcome.size),
+        n_cases=n_cases,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _same_reader_result(
+    frame: pd.DataFrame,
+    name: str,
+    reference: str,
+    new: str,
+    threshold: float | None,
+    margin: float,
+    readers: ReaderModel,
+    n_boot: int,
+    rng: np.random.Generator,
+    measure: Measure,
+) -> InterchangeabilityResult:
+    scores = same_reader_scores(frame, reference, new, threshold=threshold, measure=measure)
+    d_ij = scores.rr - scores.tr
+    d = d_ij.mean(axis=1)
+    gamma = float(d.mean())
+    n_cases, n_readers = d_ij.shape
+    counts = resampling.case_counts(rng, n_cases, n_boot)
+    if readers == "fixed":
+        se = _sd_over_sqrt_n(d)
+        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
+        boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(
+            resampling.bootstrap_means(d, counts)
+        )
+        method = "same-reader estimator, case jackknife SE, Wald 95% CI"
+    else:
+        if n_readers < 3:
+            raise AnalysisError(
+                f"column 'reader': random-reader inference needs at least three readers, "
+                f"found {n_readers}"
+            )
+        leave_out = (d_ij.sum(axis=1, keepdims=True) - d_ij) / (n_readers - 1)
+        se = math.sqrt(_variance_components(d, leave_out).total)
+        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
+        weights = resampling.reader_counts(rng, n_readers, n_boot)
+        per_reader = counts @ d_ij / counts.sum(axis=1)[:, None]  # (B, J)
+        boot = (per_reader * weights).sum(axis=1) / weights.sum(axis=1)
+        boot_ci = resampling.percentile_interval(boot)
+        method = (
+            "same-reader estimator, random readers: jackknife variance components, Wald 95% CI "
+            "(two-way bootstrap percentile CI alongside)"
+        )
+    sign = -1.0 if measure == "squared" else 1.0
+    a_tt = float(np.nanmean(scores.tt)) if np.any(np.isfinite(scores.tt)) else None
+    return InterchangeabilityResult(
+        finding=name,
+        reference=reference,
+        new=new,
+        excess_disagreement=gamma,
+        se=se,
+        ci_low=float(ci_low),
+        ci_high=float(ci_high),
+        a_rr=sign * float(scores.rr.mean()),
+        a_tr=sign * float(scores.tr.mean()),
+        a_tt=None if a_tt is None else sign * a_tt,
+        n_cases=n_cases,
+        n_readers=n_readers,
+        margin=margin,
+        readers=readers,
+        method=method,
+        interchangeable=bool(ci_high < margin),
+        p_value=_one_sided_p(gamma, se, margin),
+        measure=measure,
+        threshold=threshold,
+        estimator="same-reader",
+        n_boot=n_boot,
+        boot_ci_low=boot_ci[0],
+        boot_ci_high=boot_ci[1],
+    )
+
+
+def _check_options(margin: float, readers: str, n_boot: int, measure: str, estimator: str) -> None:
+    if readers not in READER_MODELS:
+        raise AnalysisError(f"--readers must be one of {', '.join(READER_MODELS)}, got {readers!r}")
+    if measure not in MEASURES:
+        raise AnalysisError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+    if estimator not in ESTIMATORS:
+        raise AnalysisError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    if not math.isfinite(margin) or margin <= 0:
+        raise AnalysisError(f"--margin must be a positive number, got {margin}")
+    if n_boot < 1:
+        raise AnalysisError(f"--n-boot must be at least 1, got {n_boot}")
+
+
+def _require_columns(reads: pd.DataFrame) -> None:
+    missing = [column for column in REQUIRED_COLUMNS if column not in reads.columns]
+    if missing:
+        raise AnalysisError(
+            f"reads table: missing column(s) {', '.join(missing)}; expected "
+            f"{', '.join(REQUIRED_COLUMNS)} (+ optional read)"
+        )
+
+
+def _finding_frame(
+    reads: pd.DataFrame, reference: str, new: str, finding: str | None
+) -> pd.DataFrame:
+    _require_columns(reads)
+    if reads.empty:
+        raise AnalysisError("the reads table is empty")
+    arms = list(dict.fromkeys(reads["arm"].astype(str)))
+    for arm, role in ((reference, "reference"), (new, "new")):
+        if arm not in arms:
+            raise AnalysisError(
+                f"column 'arm': the {role} arm {arm!r} is not in the reads "
+                f"(arms: {', '.join(arms)})"
+            )
+    if reference == new:
+        raise AnalysisError(f"the reference and the new arm are the same arm {reference!r}")
+    findings = list(dict.fromkeys(reads["finding"].astype(str)))
+    if finding is None:
+        if len(findings) > 1:
+            raise AnalysisError(
+                f"column 'finding': the reads hold {len(findings)} findings; name one "
+                f"({', '.join(findings)})"
+            )
+        finding = findings[0]
+    if finding not in findings:
+        raise AnalysisError(
+            f"column 'finding': unknown finding {finding!r} (findings: {', '.join(findings)})"
+        )
+    frame = reads[reads["finding"].astype(str) == finding]
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    bad = frame["value"][values.isna() | ~np.isfinite(values.astype(float))]
+    if not bad.empty:
+        raise AnalysisError(
+            f"column 'value': finding {finding!r} has a non-numeric or missing score "
+            f"{bad.iloc[0]!r}"
+        )
+    out = frame.assign(
+        case=frame["case"].astype(str),
+        reader=frame["reader"].astype(str),
+        arm=frame["arm"].astype(str),
+        finding=finding,
+        value=values.astype(float),
+    )
+    return out[out["arm"].isin([reference, new])]
+
+
+def _first_reads(frame: pd.DataFrame) -> pd.DataFrame:
+    if "read" not in frame.columns:
+        return frame
+    read = pd.to_numeric(frame["read"], errors="coerce")
+    if read.isna().any():
+        raise AnalysisError("column 'read': every read number must be an integer (1, 2, ...)")
+    first = read.groupby([frame["case"], frame["reader"], frame["arm"]]).transform("min")
+    return frame[read == first]
+
+
+def _arm_matrices(
+    frame: pd.DataFrame, reference: str, new: str
+) -> tuple[tuple[str, ...], tuple[str, ...], FloatArray, FloatArray]:
+    duplicated = frame.duplicated(["case", "reader", "arm"], keep=False)
+    if duplicated.any():
+        row = frame[duplicated].iloc[0]
+        raise AnalysisError(
+            f"case {row['case']!r}, reader {row['reader']!r}, arm {row['arm']!r}: more than one "
+            f"value for one read (number repeat reads in column 'read')"
+        )
+    cases = tuple(dict.fromkeys(frame["case"]))
+    reader_ids = tuple(sorted(dict.fromkeys(frame["reader"])))
+    matrices = []
+    for arm in (reference, new):
+        wide = (
+            frame[frame["arm"] == arm]
+            .pivot(index="case", columns="reader", values="value")
+            .reindex(index=list(cases), columns=list(reader_ids))
+        )
+        matrix = wide.to_numpy(dtype=float)
+        for j, reader in enumerate(reader_ids):
+            column = np.isnan(matrix[:, j])
+            if column.any() and not column.all():
+                case = cases[int(np.argmax(column))]
+                raise AnalysisError(
+                    f"case {case!r}: reader {reader!r} read arm {arm!r} on other cases but not on "
+                    f"this one (exclude incomplete cases with analysis.reads first)"
+                )
+        matrices.append(matrix)
+    for i, case in enumerate(cases):
+        for matrix, arm in zip(matrices, (reference, new), strict=True):
+            if np.isnan(matrix[i]).all():
+                raise AnalysisError(f"case {case!r} was not read on arm {arm!r}")
+    return cases, reader_ids, matrices[0], matrices[1]
+
+
+def _read_cube(
+    frame: pd.DataFrame, arm: str, cases: tuple[str, ...], reader_ids: tuple[str, ...]
+) -> FloatArray:
+    part = frame[frame["arm"] == arm]
+    reads = sorted(dict.fromkeys(part["read"]))
+    index = pd.MultiIndex.from_product([cases, reader_ids, reads])
+    series = part.set_index(["case", "reader", "read"])["value"]
+    if series.index.duplicated().any():
+        case, reader, read = series.index[series.index.duplicated()][0]
+        raise AnalysisError(
+            f"case {case!r}, reader {reader!r}, arm {arm!r}, read {read}: more than one value"
+        )
+    flat = series.reindex(index).to_numpy(dtype=float)
+    cube: FloatArray = flat.reshape(len(cases), len(reader_ids), len(reads))
+    if np.isnan(cube).any():
+        i, j, r = (int(x[0]) for x in np.nonzero(np.isnan(cube)))
+        raise AnalysisError(
+            f"case {cases[i]!r}: reader {reader_ids[j]!r} has no read {reads[r]} on arm {arm!r}; "
+            f"the same-reader estimator needs every read of every reader and case"
+        )
+    return cube
+
+
+def _transform(values: FloatArray, threshold: float | None, measure: str) -> FloatArray:
+    if measure == "binary" and threshold is not None:
+        return np.where(np.isnan(values), np.nan, (values >= threshold).astype(float))
+    return values
+
+
+def _score(a: FloatArray, b: FloatArray, measure: str) -> FloatArray:
+    if measure == "squared":
+        result: FloatArray = -((a - b) ** 2)
+        return result
+    return (a == b).astype(float)
+
+
+def _pair_score(first: FloatArray, second: FloatArray, measure: str) -> FloatArray:
+    """(N, J) x (N, J) -> (N, J, J) scores: [i, j, k] compares first[i, j] with second[i, k]."""
+    scores = _score(first[:, :, None], second[:, None, :], measure)
+    return np.nan_to_num(scores, nan=0.0)
+
+
+def _mean_read_pairs(
+    first: FloatArray, second: FloatArray, *, distinct: bool, measure: str
+) -> FloatArray:
+    """(N, J, R1) x (N, J, R2) -> (N, J): mean score over read pairs (r1 != r2 when distinct)."""
+    scores = _score(first[:, :, :, None], second[:, :, None, :], measure)
+    if distinct:
+        mask = ~np.eye(first.shape[2], dtype=bool)
+        result: FloatArray = scores[:, :, mask].mean(axis=2)
+        return result
+    mean: FloatArray = scores.mean(axis=(2, 3))
+    return mean
+
+
+def _masked_case_means(scores: FloatArray, mask: BoolArray) -> FloatArray:
+    n_pairs = int(mask.sum())
+    if n_pairs == 0:
+        return np.full(scores.shape[0], np.nan)
+    result: FloatArray = scores[:, mask].sum(axis=1) / n_pairs
+    return result
+
+
+def _sd_over_sqrt_n(d: FloatArray) -> float:
+    if d.shape[0] < 2:
+        raise AnalysisError(f"interchangeability needs at least 2 cases, got {d.shape[0]}")
+    return float(np.std(d, ddof=1) / math.sqrt(d.shape[0]))
+
+
+def _one_sided_p(gamma: float, se: float, margin: float) -> float:
+    """P-value of H0: gamma >= margin against H1: gamma < margin (normal approximation)."""
+    if se <= 0 or not math.isfinite(se):
+        return 0.0 if gamma < margin else 1.0
+    return float(stats.norm.cdf((gamma - margin) / se))
+
+
+def _json_number(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
