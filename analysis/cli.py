@@ -61,3 +61,99 @@ def mrmc_command(
                 f"  {d.first} - {d.second}: {d.estimate:+.4f} (SE {d.se:.4f}, "
                 f"95% CI {d.ci_low:+.4f} to {d.ci_high:+.4f})"
             )
+
+
+@analyze_app.command("interchangeability")
+def interchangeability_command(
+    reads_csv: Path = typer.Argument(
+        ..., help="Reads CSV with columns case,reader,arm,finding,value (+ optional read)."
+    ),
+    reference: str = typer.Option(..., "--reference", help="Arm code of the reference arm."),
+    new: str | None = typer.Option(
+        None, "--new", help="Arm code of the new arm (default: the only other arm)."
+    ),
+    margin: float = typer.Option(0.05, "--margin", help="Interchangeability margin for gamma."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Dichotomise ordinal values: value >= threshold is present."
+    ),
+    readers: str = typer.Option("fixed", "--readers", help="Reader model: fixed or random."),
+    measure: str = typer.Option(
+        "binary", "--measure", help="Agreement measure: binary, exact or squared."
+    ),
+    same_reader: bool = typer.Option(
+        False, "--same-reader", help="Use the same-reader estimator (needs repeat reads)."
+    ),
+    n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap random generator."),
+    holm: bool = typer.Option(False, "--holm", help="Holm-adjust the p-values across findings."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Excess disagreement per finding (Obuchowski 2014) and the decision against the margin."""
+    import json
+
+    import numpy as np
+
+    from analysis.interchangeability import interchangeability_by_finding
+    from analysis.reads import load_reads_csv
+
+    table = load_reads_csv(reads_csv)
+    if reference not in table.arms:
+        raise AnalysisError(
+            f"{reads_csv}: column 'arm': the reference arm {reference!r} is not in the reads "
+            f"(arms: {', '.join(table.arms)})"
+        )
+    if new is None:
+        others = [arm for arm in table.arms if arm != reference]
+        if len(others) != 1:
+            raise AnalysisError(
+                f"{reads_csv}: column 'arm' holds {len(others)} arms besides {reference!r} "
+                f"({', '.join(others)}); name the new arm with --new"
+            )
+        new = others[0]
+    results = interchangeability_by_finding(
+        table.reads,
+        reference,
+        new,
+        threshold=threshold,
+        margin=margin,
+        readers=readers,  # type: ignore[arg-type]  # checked by the analysis
+        n_boot=n_boot,
+        rng=np.random.default_rng(seed),
+        holm=holm,
+        measure=measure,  # type: ignore[arg-type]
+        estimator="same-reader" if same_reader else "between-reader",
+    )
+    if as_json:
+        payload = {
+            "reads": str(reads_csv),
+            "reference": reference,
+            "new": new,
+            "seed": seed,
+            "findings": [result.to_dict() for result in results],
+            "exclusions": [exclusion.to_dict() for exclusion in table.exclusions],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    first = results[0]
+    typer.echo(
+        f"Excess disagreement of {new} over reference {reference} ({first.readers} readers, "
+        f"{first.measure}, margin {margin:g}): {first.method}"
+    )
+    header = f"{'finding':<20} {'gamma':>8} {'95% CI':>19} {'A_RR':>7} {'A_TR':>7} {'A_TT':>7}"
+    header += f" {'N':>5} {'J':>3} {'p':>7}" + (f" {'p_holm':>7}" if holm else "") + "  decision"
+    typer.echo(header)
+    for r in results:
+        a_tt = "-" if r.a_tt is None else f"{r.a_tt:.3f}"
+        line = (
+            f"{r.finding:<20} {r.excess_disagreement:>+8.4f} "
+            f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] {r.a_rr:>7.3f} {r.a_tr:>7.3f} {a_tt:>7} "
+            f"{r.n_cases:>5} {r.n_readers:>3} {r.p_value:>7.4f}"
+        )
+        if holm:
+            line += f" {r.p_holm:>7.4f}"
+        line += "  interchangeable" if r.interchangeable else "  not shown"
+        typer.echo(line)
+    for exclusion in table.exclusions:
+        typer.echo(
+            f"excluded: case {exclusion.case}, finding {exclusion.finding}: {exclusion.reason}"
+        )
