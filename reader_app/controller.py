@@ -1,0 +1,434 @@
+"""The reading controller: the only part of the viewer that talks to the study store.
+
+Widgets call its methods; it records answers through :class:`studies.store.Store` the moment they
+are given (one transaction each), completes assignments, records the event log (case opened /
+closed, window/level changed (throttled), focus lost / gained, idle after 60 s), asks
+the prefetcher for images and updates the :class:`ReadingState` the widgets observe.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+
+from reader_app.errors import ReaderAppError
+from reader_app.images import CaseImages, WindowLevel
+from reader_app.prefetch import Prefetcher
+from reader_app.questions import AnswerSlot, answer_slots, missing_required
+from reader_app.state import ReadingState
+from studies.api import AnswerKey, AnswerValue, AssignmentView, ReaderInfo, SessionInfo
+from studies.errors import StudyError
+
+if TYPE_CHECKING:
+    from studies.protocol import Protocol
+    from studies.store import Store
+
+log = logging.getLogger(__name__)
+
+IDLE_MS = 60_000
+BLACK_FRAME_MS = 60
+WINDOW_EVENT_MS = 1_000
+_ACTIVITY_EVENTS = {
+    QEvent.Type.KeyPress,
+    QEvent.Type.MouseButtonPress,
+    QEvent.Type.MouseMove,
+    QEvent.Type.Wheel,
+}
+
+
+class _ActivityFilter(QObject):
+    """Application-wide event filter: any key, click, wheel or move is reader activity."""
+
+    def __init__(self, controller: ReadingController) -> None:
+        super().__init__(controller)
+        self._controller = controller
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in _ACTIVITY_EVENTS:
+            self._controller.note_activity()
+        return False
+
+
+class ReadingController(QObject):
+    """Opens a study's sessions for a reader and records everything the reader does.
+
+    Parameters
+    ----------
+    store : studies.store.Store
+        The open study store (the controller does not close it).
+    state : ReadingState, optional
+        The state the widgets observe (created when not given).
+    idle_ms, black_frame_ms, window_event_ms : int
+        Idle threshold, black frame between cases, throttle of window/level events.
+    prefetch_capacity : int
+        Cases kept decoded (the current one and the next ones).
+    """
+
+    session_finished = Signal(int)  # session index
+    case_shown = Signal(str)  # assignment id whose images are now on screen
+    missing_answers = Signal(object)  # list[AnswerKey] that block Next
+    images_failed = Signal(str)  # message shown to the reader
+
+    def __init__(
+        self,
+        store: Store,
+        state: ReadingState | None = None,
+        *,
+        idle_ms: int = IDLE_MS,
+        black_frame_ms: int = BLACK_FRAME_MS,
+        window_event_ms: int = WINDOW_EVENT_MS,
+        prefetch_capacity: int = 2,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.state = state if state is not None else ReadingState(self)
+        self.prefetcher = Prefetcher(prefetch_capacity, self)
+        self.prefetcher.loaded.connect(self._images_loaded)
+        self.prefetcher.failed.connect(self._images_failed)
+        self._session_views: list[AssignmentView] = []
+        self._case_open = False
+        self._idle = False
+        self._focused = True
+        self._slots: list[AnswerSlot] = []
+        self._slots_sides = -1
+        self._pending_images: str | None = None
+        self._loading_images = False
+
+        self._idle_timer = QTimer(self)
+        self._idle_timer.setSingleShot(True)
+        self._idle_timer.setInterval(idle_ms)
+        self._idle_timer.timeout.connect(self._idle_started)
+        self._black_timer = QTimer(self)
+        self._black_timer.setSingleShot(True)
+        self._black_timer.setInterval(black_frame_ms)
+        self._black_timer.timeout.connect(self._show_pending_images)
+        self._window_timer = QTimer(self)
+        self._window_timer.setSingleShot(True)
+        self._window_timer.setInterval(window_event_ms)
+        self._window_timer.timeout.connect(self._record_window)
+        self.state.view.window_changed.connect(self._window_changed)
+
+        self._activity = _ActivityFilter(self)
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):
+            app.installEventFilter(self._activity)
+            app.applicationStateChanged.connect(self._application_state_changed)
+
+    # -- study --------------------------------------------------------------------------------
+    @property
+    def protocol(self) -> Protocol:
+        """The study's protocol."""
+        return self.store.protocol
+
+    @property
+    def design(self) -> str:
+        """``sequential`` or ``paired``."""
+        return str(self.protocol.design)
+
+    def readers(self) -> list[ReaderInfo]:
+        """The study's readers."""
+        return self.store.readers()
+
+    def select_reader(self, reader_id: str) -> ReaderInfo:
+        """Make ``reader_id`` the reader at the workstation and load their sessions.
+
+        Raises
+        ------
+        ReaderAppError
+            ``reader_id`` is not a reader of this study.
+        """
+        reader = next((r for r in self.readers() if r.reader_id == reader_id), None)
+        if reader is None:
+            known = ", ".join(r.reader_id for r in self.readers())
+            raise ReaderAppError(f"--reader {reader_id!r} is not a reader of this study ({known})")
+        self.close_case()
+        self.state.set_assignment(None)
+        self.state.set_reader(reader)
+        self.refresh_sessions()
+        return reader
+
+    def change_reader(self) -> None:
+        """Leave the current reader (back to the reader picker)."""
+        self.close_case()
+        self.state.set_assignment(None)
+        self.state.set_reader(None)
+        self.state.set_sessions([])
+
+    def refresh_sessions(self) -> list[SessionInfo]:
+        """Reload the reader's sessions and their progress into the state."""
+        reader = self._reader()
+        sessions = self.store.sessions(reader.reader_id)
+        self.state.set_sessions(sessions)
+        return sessions
+
+    def _reader(self) -> ReaderInfo:
+        if self.state.reader is None:
+            raise ReaderAppError("no reader selected")
+        return self.state.reader
+
+    # -- sessions and cases -------------------------------------------------------------------
+    def open_session(self, index: int) -> AssignmentView | None:
+        """Open session ``index``: its first unanswered case, or (finished) its first case.
+
+        Raises
+        ------
+        ReaderAppError
+            The session is locked (washout or an earlier session unfinished) or does not exist.
+        """
+        reader = self._reader()
+        sessions = self.refresh_sessions()
+        info = next((s for s in sessions if s.index == index), None)
+        if info is None:
+            raise ReaderAppError(f"session {index} does not exist for this reader")
+        if info.locked:
+            if info.not_before is not None:
+                raise ReaderAppError(
+                    f"Session {index} opens on {info.not_before:%d %b %Y} (washout period)"
+                )
+            raise ReaderAppError(f"Session {index} opens when the earlier session is finished")
+        self.state.session_index = index
+        self._session_views = self.store.assignments(reader.reader_id, index)
+        if info.finished:
+            view = self._session_views[0] if self._session_views else None
+        else:
+            view = self.store.next_assignment(reader.reader_id, index)
+        if view is None:
+            self.state.set_assignment(None)
+            return None
+        self.open_assignment(view)
+        return view
+
+    def open_assignment(self, view: AssignmentView) -> None:
+        """Show ``view``: black frame, then its images; prefetch the next case."""
+        self.close_case()
+        self.state.set_message("")
+        self.state.set_assignment(view)
+        if not view.read_only:
+            self._record(
+                "case_opened",
+                view.assignment_id,
+                {"session": view.session_index, "position": view.position},
+            )
+            self._case_open = True
+            self._idle = False
+            self._idle_timer.start()
+        self._pending_images = view.assignment_id
+        self._black_timer.start()
+        upcoming = [view, *self._following(view)]
+        self.prefetcher.want(upcoming)
+        if view.assignment_id in self.prefetcher.errors:
+            self._images_failed(view.assignment_id, self.prefetcher.errors[view.assignment_id])
+
+    def _following(self, view: AssignmentView) -> list[AssignmentView]:
+        """The session's cases after ``view`` that still need reading (all, when read-only)."""
+        return [
+            v
+            for v in self._session_views
+            if v.position > view.position and (view.read_only or not v.completed)
+        ]
+
+    def close_case(self) -> None:
+        """Record that the open case is left (not completed); safe to call twice."""
+        self._flush_window_event()
+        if self._case_open and self.state.assignment is not None:
+            self._record("case_closed", self.state.assignment.assignment_id, {"completed": False})
+        self._case_open = False
+        self._idle_timer.stop()
+
+    def back_to_worklist(self) -> None:
+        """Leave the reading view; every given answer is already stored."""
+        self.close_case()
+        self.state.set_assignment(None)
+        self.state.session_index = None
+        self.refresh_sessions()
+
+    # -- answers ------------------------------------------------------------------------------
+    def answer_slots(self) -> list[AnswerSlot]:
+        """The answer slots of the current case's layout (one or two sides)."""
+        n_sides = len(self.state.assignment.sides) if self.state.assignment else 1
+        if n_sides != self._slots_sides:
+            self._slots = answer_slots(self.protocol, n_sides)
+            self._slots_sides = n_sides
+        return self._slots
+
+    def set_answer(self, key: AnswerKey, value: AnswerValue) -> bool:
+        """Store an answer now (one transaction) and show it; False (with a message) if refused."""
+        view = self.state.assignment
+        if view is None:
+            return False
+        if view.read_only:
+            self.state.set_message("This session is finished: answers can no longer be changed.")
+            return False
+        if self.state.answers.get(key) == value and value is not None:
+            return True
+        try:
+            # The store appends the answer_set event in the same transaction.
+            self.store.record_answer(view.assignment_id, key, value)
+        except StudyError as exc:
+            log.warning("answer refused: %s", exc)
+            self.state.set_message(str(exc))
+            return False
+        self.state.set_message("")
+        self.state.set_answer(key, value)
+        return True
+
+    def missing_required(self) -> list[AnswerKey]:
+        """Required answers of the current case still missing (show-if respected)."""
+        if self.state.assignment is None:
+            return []
+        return missing_required(self.answer_slots(), self.state.answers, self.protocol)
+
+    def next_case(self) -> bool:
+        """Complete the current case and open the next one (or finish the session).
+
+        Returns False, with the missing answers marked, while required answers are missing.
+        """
+        view = self.state.assignment
+        if view is None:
+            return False
+        if view.read_only:
+            later = self._following(view)
+            if later:
+                self.open_assignment(later[0])
+            else:
+                self.back_to_worklist()
+            return True
+        missing = self.missing_required()
+        if missing:
+            count = len(missing)
+            noun = "answer is" if count == 1 else "answers are"
+            self.state.set_message(f"{count} required {noun} missing (marked).")
+            self.missing_answers.emit(missing)
+            return False
+        try:
+            self.store.complete_assignment(view.assignment_id)
+        except StudyError as exc:
+            self.state.set_message(str(exc))
+            return False
+        self._flush_window_event()
+        self._record("case_closed", view.assignment_id, {"completed": True})
+        self._case_open = False
+        self._idle_timer.stop()
+        reader = self._reader()
+        following = self.store.next_assignment(reader.reader_id, view.session_index)
+        if following is None:
+            self.state.set_assignment(None)
+            self.state.session_index = None
+            self.refresh_sessions()
+            self.session_finished.emit(view.session_index)
+            return True
+        self._session_views = self.store.assignments(reader.reader_id, view.session_index)
+        self.open_assignment(following)
+        return True
+
+    # -- images -------------------------------------------------------------------------------
+    def _images_loaded(self, images: CaseImages) -> None:
+        if images.assignment_id == self._pending_images and not self._black_timer.isActive():
+            self._show_pending_images()
+
+    def _show_pending_images(self) -> None:
+        aid = self._pending_images
+        if aid is None:
+            return
+        images = self.prefetcher.get(aid)
+        if images is None:
+            return  # still decoding: _images_loaded shows it
+        self._pending_images = None
+        self._loading_images = True
+        try:
+            self.state.set_images(images)
+        finally:
+            self._loading_images = False
+        self.case_shown.emit(aid)
+
+    def _images_failed(self, assignment_id: str, message: str) -> None:
+        view = self.state.assignment
+        if view is None or view.assignment_id != assignment_id:
+            return
+        self._pending_images = None
+        text = (
+            f"The images of this case could not be shown: {message} "
+            "Your answers are kept; please tell the study coordinator."
+        )
+        self.state.set_message(text)
+        self.images_failed.emit(text)
+
+    # -- events -------------------------------------------------------------------------------
+    def _record(self, kind: str, assignment_id: str | None, payload: dict[str, object]) -> None:
+        reader = self.state.reader
+        if reader is None:
+            return
+        try:
+            self.store.record_event(
+                reader.reader_id, kind, assignment_id=assignment_id, payload=payload
+            )
+        except StudyError as exc:  # the event log must never stop the reading
+            log.error("event %s not recorded: %s", kind, exc)
+
+    def _current_open_id(self) -> str | None:
+        view = self.state.assignment
+        return view.assignment_id if (view is not None and self._case_open) else None
+
+    def note_activity(self) -> None:
+        """The reader did something: end an idle period and restart the idle clock."""
+        aid = self._current_open_id()
+        if aid is None:
+            return
+        if self._idle:
+            self._idle = False
+            self._record("idle_ended", aid, {})
+        self._idle_timer.start()
+
+    def _idle_started(self) -> None:
+        aid = self._current_open_id()
+        if aid is not None and not self._idle:
+            self._idle = True
+            self._record("idle_started", aid, {"after_ms": self._idle_timer.interval()})
+
+    def set_focused(self, focused: bool) -> None:
+        """The workstation window gained or lost the focus (focus loss is not reading time)."""
+        if focused == self._focused:
+            return
+        self._focused = focused
+        aid = self._current_open_id()
+        if aid is not None:
+            self._record("focus_gained" if focused else "focus_lost", aid, {})
+
+    def _application_state_changed(self, app_state: Qt.ApplicationState) -> None:
+        self.set_focused(app_state == Qt.ApplicationState.ApplicationActive)
+
+    def _window_changed(self, _window: WindowLevel) -> None:
+        if self._loading_images:
+            return
+        if self._current_open_id() is not None and not self._window_timer.isActive():
+            self._window_timer.start()
+
+    def _record_window(self) -> None:
+        aid = self._current_open_id()
+        if aid is None:
+            return
+        window = self.state.view.window
+        self._record(
+            "window_level_changed",
+            aid,
+            {"center": round(window.center, 3), "width": round(window.width, 3)},
+        )
+
+    def _flush_window_event(self) -> None:
+        if self._window_timer.isActive():
+            self._window_timer.stop()
+            self._record_window()
+
+    # -- lifetime -----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Record that the open case is left and stop the worker (the window is closing)."""
+        self.close_case()
+        self._black_timer.stop()
+        self.prefetcher.shutdown()
+        app = QGuiApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self._activity)

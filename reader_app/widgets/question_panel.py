@@ -1,0 +1,429 @@
+"""The question panel, generated from the protocol: one row per answer slot.
+
+Keyboard: number keys answer the focused row (likert point, option number, 1 yes / 2 no,
+1 left / 2 equal / 3 right), Tab / Shift+Tab move between rows, Enter asks for the next case
+(handled by the reading view). Rows never write anything themselves: they call the controller
+and then show what the reading state holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDoubleValidator, QKeyEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from reader_app.questions import AnswerSlot, is_shown
+from reader_app.state import ReadingState
+from studies.api import AnswerKey, AnswerValue
+
+if TYPE_CHECKING:
+    from studies.protocol import Protocol, Question
+
+_DIGIT_KEYS = {int(getattr(Qt.Key, f"Key_{d}")): d for d in range(10)}
+_BOOLEAN = ((True, "Yes"), (False, "No"))
+_PREFERENCE = (("left", "Left"), ("equal", "Equal"), ("right", "Right"))
+
+
+def _choices(question: Question) -> list[tuple[AnswerValue, str]]:
+    """(value, label) of each button of a button-type question, in key order 1, 2, ..."""
+    if question.type == "likert":
+        points = question.points or len(question.labels)
+        return [(i, str(i)) for i in range(1, points + 1)]
+    if question.type in ("choice", "multi"):
+        return [(option.value, option.label) for option in question.options]
+    if question.type == "boolean":
+        return list(_BOOLEAN)
+    if question.type == "preference":
+        return list(_PREFERENCE)
+    return []
+
+
+def likert_legend(question: Question) -> str:
+    """A likert question's anchor labels, e.g. ``1 Definitely absent   4 Definitely present``."""
+    items = (
+        f"{i}\u00a0{label}".replace(" ", "\u00a0") for i, label in enumerate(question.labels, 1)
+    )
+    return "  \u00b7  ".join(items)
+
+
+def _polish(widget: QWidget) -> None:
+    style = widget.style()
+    style.unpolish(widget)
+    style.polish(widget)
+
+
+class AnswerRow(QFrame):
+    """One answer slot: its label and an editor (buttons, or a line edit for number / text)."""
+
+    answer_given = Signal(object, object)  # AnswerKey, AnswerValue
+
+    def __init__(self, slot: AnswerSlot, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.slot = slot
+        self.key = slot.key
+        self.question = slot.question
+        self.setObjectName("answerRow")
+        self.setProperty("current", False)
+        self.setProperty("missing", False)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._value: AnswerValue = None
+        self._read_only = False
+        self.buttons: list[QPushButton] = []
+        self._choices = _choices(self.question)
+        self.line_edit: QLineEdit | None = None
+
+        required = " *" if self.question.required else ""
+        self.title = QLabel(f"{title}{required}", self)
+        self.title.setObjectName("rowTitle")
+        self.title.setWordWrap(True)
+        if self.question.required:
+            self.title.setToolTip("Required")
+
+        editor = QWidget(self)
+        if self._choices:
+            editor_layout: QHBoxLayout | QGridLayout = self._build_buttons(editor)
+        else:
+            editor_layout = self._build_line_edit(editor)
+        editor_layout.setContentsMargins(0, 0, 0, 0)
+
+        wide = self.question.type in ("choice", "multi") and (
+            len(self._choices) > 3 or sum(len(label) for _, label in self._choices) > 24
+        )
+        layout: QHBoxLayout | QVBoxLayout = QVBoxLayout(self) if wide else QHBoxLayout(self)
+        layout.setContentsMargins(10, 5, 8, 5)
+        layout.setSpacing(10 if not wide else 4)
+        layout.addWidget(self.title, 1)
+        layout.addWidget(editor, 0)
+
+    def _build_buttons(self, editor: QWidget) -> QHBoxLayout | QGridLayout:
+        many = len(self._choices) > 3 and self.question.type in ("choice", "multi")
+        layout: QHBoxLayout | QGridLayout = QGridLayout(editor) if many else QHBoxLayout(editor)
+        layout.setSpacing(4)
+        labels = self.question.labels if self.question.type == "likert" else []
+        for number, (value, label) in enumerate(self._choices, start=1):
+            text = label if self.question.type == "likert" else f"{number}  {label}"
+            button = QPushButton(text, editor)
+            button.setObjectName("answerButton")
+            button.setCheckable(True)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setAutoDefault(False)
+            if labels and number <= len(labels):
+                button.setToolTip(labels[number - 1])
+            if self.question.type == "likert":
+                button.setFixedWidth(40)
+            button.clicked.connect(self._make_click_handler(value))
+            self.buttons.append(button)
+            if isinstance(layout, QGridLayout):
+                layout.addWidget(button, (number - 1) // 2, (number - 1) % 2)
+            else:
+                layout.addWidget(button)
+        return layout
+
+    def _build_line_edit(self, editor: QWidget) -> QHBoxLayout:
+        layout = QHBoxLayout(editor)
+        line = QLineEdit(editor)
+        line.setObjectName("answerText")
+        if self.question.type == "number":
+            validator = QDoubleValidator(line)
+            validator.setNotation(QDoubleValidator.Notation.StandardNotation)
+            if self.question.minimum is not None:
+                validator.setBottom(self.question.minimum)
+            if self.question.maximum is not None:
+                validator.setTop(self.question.maximum)
+            line.setValidator(validator)
+            line.setFixedWidth(110)
+        else:
+            line.setMinimumWidth(180)
+            if self.question.max_length:
+                line.setMaxLength(self.question.max_length)
+        line.editingFinished.connect(self._commit_line)
+        layout.addWidget(line)
+        if self.question.type == "number" and self.question.unit:
+            layout.addWidget(QLabel(self.question.unit, editor))
+        self.line_edit = line
+        self.setFocusProxy(line)
+        return layout
+
+    def _make_click_handler(self, value: AnswerValue) -> Callable[[], None]:
+        def handler() -> None:
+            self.choose(value)
+            self._sync_buttons()  # show the stored value, whatever the click did to the button
+
+        return handler
+
+    # -- answering ----------------------------------------------------------------------------
+    def choose(self, value: AnswerValue) -> None:
+        """Answer with ``value`` (multi: toggle that option)."""
+        if self._read_only:
+            return
+        if self.question.type == "multi":
+            current = [str(v) for v in self._value] if isinstance(self._value, list) else []
+            if str(value) in current:
+                current.remove(str(value))
+            else:
+                current.append(str(value))
+            order = [v for v, _ in self._choices]
+            self.answer_given.emit(self.key, sorted(current, key=order.index))
+        else:
+            self.answer_given.emit(self.key, value)
+
+    def answer_by_number(self, number: int) -> bool:
+        """Answer with the ``number``-th choice (1-based); False if there is none."""
+        if not self._choices or not 1 <= number <= len(self._choices):
+            return False
+        self.choose(self._choices[number - 1][0])
+        return True
+
+    def _commit_line(self) -> None:
+        if self.line_edit is None or self._read_only:
+            return
+        text = self.line_edit.text().strip()
+        if self.question.type == "number":
+            if not text or not self.line_edit.hasAcceptableInput():
+                return
+            value: AnswerValue = float(text.replace(",", "."))
+        else:
+            value = text
+        if value != self._value and not (value == "" and self._value is None):
+            self.answer_given.emit(self.key, value)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = int(event.key())
+        if self._choices and key in _DIGIT_KEYS:
+            digit = _DIGIT_KEYS[key]
+            if self.answer_by_number(10 if digit == 0 else digit):
+                event.accept()
+                return
+        if self.question.type == "boolean" and key in (int(Qt.Key.Key_Y), int(Qt.Key.Key_N)):
+            self.choose(key == int(Qt.Key.Key_Y))
+            event.accept()
+            return
+        event.ignore()  # Enter, arrows, ... go to the parent (the reading view)
+
+    # -- display ------------------------------------------------------------------------------
+    @property
+    def value(self) -> AnswerValue:
+        """The value shown (the stored answer)."""
+        return self._value
+
+    def set_value(self, value: AnswerValue) -> None:
+        """Show ``value`` (no signal)."""
+        self._value = value
+        self._sync_buttons()
+        if self.line_edit is not None and not self.line_edit.hasFocus():
+            self.line_edit.setText("" if value is None else _format_number(value))
+
+    def _sync_buttons(self) -> None:
+        selected = self._value if isinstance(self._value, list) else [self._value]
+        for button, (value, _) in zip(self.buttons, self._choices, strict=True):
+            button.setChecked(any(_same(v, value) for v in selected if v is not None))
+
+    def set_read_only(self, read_only: bool) -> None:
+        """Disable editing (a finished session)."""
+        self._read_only = read_only
+        for button in self.buttons:
+            button.setEnabled(not read_only)
+        if self.line_edit is not None:
+            self.line_edit.setReadOnly(read_only)
+
+    def set_current(self, current: bool) -> None:
+        """Highlight the row that number keys answer."""
+        if self.property("current") != current:
+            self.setProperty("current", current)
+            _polish(self)
+
+    def set_missing(self, missing: bool) -> None:
+        """Mark a required row that still needs an answer."""
+        if self.property("missing") != missing:
+            self.setProperty("missing", missing)
+            _polish(self)
+
+
+def _same(a: AnswerValue, b: AnswerValue) -> bool:
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _format_number(value: AnswerValue) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class QuestionPanel(QScrollArea):
+    """All answer rows of a case, grouped as the protocol says, with show-if applied."""
+
+    def __init__(
+        self,
+        state: ReadingState,
+        on_answer: Callable[[AnswerKey, AnswerValue], object],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("questionPanel")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.state = state
+        self._on_answer = on_answer
+        self._protocol: Protocol | None = None
+        self.rows: dict[AnswerKey, AnswerRow] = {}
+        self._headers: list[tuple[QWidget, list[AnswerRow]]] = []
+        state.answer_changed.connect(self._answer_changed)
+        state.assignment_changed.connect(self._assignment_changed)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._focus_changed)
+
+    # -- construction -------------------------------------------------------------------------
+    def build(self, protocol: Protocol, slots: list[AnswerSlot]) -> None:
+        """Create one row per slot (replacing any earlier rows)."""
+        self._protocol = protocol
+        self.rows.clear()
+        self._headers.clear()
+        body = QWidget()
+        body.setObjectName("questionBody")
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(2)
+        group = None
+        block_question: str | None = None
+        block_rows: list[AnswerRow] = []
+        for slot in slots:
+            question = slot.question
+            if question.group and question.group != group:
+                group = question.group
+                header = QLabel(group.capitalize() if group.islower() else group, body)
+                header.setObjectName("groupHeader")
+                layout.addWidget(header)
+                block_question = None
+            if question.scope in ("finding", "side"):
+                if block_question != question.id:
+                    block_question = question.id
+                    block = QWidget(body)
+                    block_layout = QVBoxLayout(block)
+                    block_layout.setContentsMargins(10, 8, 8, 2)
+                    block_layout.setSpacing(1)
+                    mark = " *" if question.required else ""
+                    title = QLabel(f"{question.text}{mark}", block)
+                    title.setObjectName("blockTitle")
+                    title.setWordWrap(True)
+                    block_layout.addWidget(title)
+                    if question.type == "likert" and question.labels:
+                        legend = QLabel(likert_legend(question), block)
+                        legend.setObjectName("legend")
+                        legend.setWordWrap(True)
+                        block_layout.addWidget(legend)
+                    layout.addWidget(block)
+                    block_rows = []
+                    self._headers.append((block, block_rows))
+                row = AnswerRow(slot, slot.label, body)
+                block_rows.append(row)
+            else:
+                block_question = None
+                row = AnswerRow(slot, question.text, body)
+                layout.addWidget(row)
+                if question.type == "likert" and question.labels:
+                    legend = QLabel(likert_legend(question), body)
+                    legend.setObjectName("legend")
+                    legend.setWordWrap(True)
+                    legend.setContentsMargins(10, 0, 8, 4)
+                    layout.addWidget(legend)
+                    self._headers.append((legend, [row]))
+                self.rows[slot.key] = row
+                row.answer_given.connect(self._give_answer)
+                continue
+            layout.addWidget(row)
+            self.rows[slot.key] = row
+            row.answer_given.connect(self._give_answer)
+        layout.addStretch(1)
+        self.setWidget(body)
+        self._sync_all()
+
+    # -- state -> view ------------------------------------------------------------------------
+    def _give_answer(self, key: AnswerKey, value: AnswerValue) -> None:
+        self._on_answer(key, value)
+        row = self.rows.get(key)
+        if row is not None:  # the controller may have refused: show what is stored
+            row.set_value(self.state.answers.get(key))
+
+    def _answer_changed(self, key: AnswerKey, value: AnswerValue) -> None:
+        row = self.rows.get(key)
+        if row is not None:
+            row.set_value(value)
+            row.set_missing(False)
+        self.refresh_visibility()
+
+    def _assignment_changed(self, *_: object) -> None:
+        self._sync_all()
+
+    def _sync_all(self) -> None:
+        read_only = self.state.read_only
+        for key, row in self.rows.items():
+            row.set_value(self.state.answers.get(key))
+            row.set_read_only(read_only)
+            row.set_missing(False)
+        self.refresh_visibility()
+        self.verticalScrollBar().setValue(0)
+
+    def refresh_visibility(self) -> None:
+        """Show exactly the rows whose show-if rule holds."""
+        if self._protocol is None:
+            return
+        for row in self.rows.values():
+            row.setVisible(is_shown(row.slot, self.state.answers, self._protocol))
+        for header, rows in self._headers:
+            header.setVisible(any(not r.isHidden() for r in rows))
+
+    def mark_missing(self, keys: list[AnswerKey]) -> None:
+        """Highlight the rows still needing an answer and move the focus to the first."""
+        missing = set(keys)
+        for key, row in self.rows.items():
+            row.set_missing(key in missing)
+        first = next((self.rows[k] for k in keys if k in self.rows), None)
+        if first is not None:
+            first.setFocus(Qt.FocusReason.OtherFocusReason)
+            self.ensureWidgetVisible(first)
+
+    def visible_rows(self) -> list[AnswerRow]:
+        """Rows shown now, top to bottom."""
+        return [row for row in self.rows.values() if not row.isHidden()]
+
+    def focus_first(self) -> None:
+        """Focus the first unanswered shown row (or the first row)."""
+        rows = self.visible_rows()
+        target = next((r for r in rows if r.value is None), rows[0] if rows else None)
+        if target is not None:
+            target.setFocus(Qt.FocusReason.OtherFocusReason)
+            self.ensureWidgetVisible(target)
+
+    def current_row(self) -> AnswerRow | None:
+        """The row holding the keyboard focus."""
+        return self._row_of(QApplication.focusWidget())
+
+    def _row_of(self, widget: QWidget | None) -> AnswerRow | None:
+        while widget is not None:
+            if isinstance(widget, AnswerRow) and widget.key in self.rows:
+                return widget
+            widget = widget.parentWidget()
+        return None
+
+    def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        current = self._row_of(new)
+        for row in self.rows.values():
+            row.set_current(row is current)
+        if current is not None:
+            self.ensureWidgetVisible(current, 0, 30)

@@ -1,0 +1,127 @@
+"""The reader's sessions with progress; locked sessions say when they open."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from reader_app.controller import ReadingController
+from reader_app.errors import ReaderAppError
+from reader_app.state import ReadingState
+from studies.api import SessionInfo
+
+
+def session_text(session: SessionInfo) -> str:
+    """One worklist line, e.g. ``Session 1 - 12 of 40 read``."""
+    head = f"Session {session.index}"
+    if session.finished:
+        return f"{head}  ·  {session.n_done} of {session.n_total} read  ·  finished (view only)"
+    if session.locked:
+        if session.not_before is not None:
+            return f"{head}  ·  locked: opens on {session.not_before:%d %b %Y}"
+        return f"{head}  ·  locked: opens when session {session.index - 1} is finished"
+    return f"{head}  ·  {session.n_done} of {session.n_total} read"
+
+
+class Worklist(QWidget):
+    """The session list; Enter / double click / Open opens the highlighted session."""
+
+    def __init__(
+        self, state: ReadingState, controller: ReadingController, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("worklist")
+        self.state = state
+        self.controller = controller
+        self.title = QLabel("", self)
+        self.title.setObjectName("pageTitle")
+        self.list = QListWidget(self)
+        self.list.setObjectName("sessionList")
+        self.list.itemActivated.connect(lambda _item: self.open_selected())
+        self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
+        self.open_button = QPushButton("Open", self)
+        self.open_button.setObjectName("openButton")
+        self.open_button.clicked.connect(self.open_selected)
+        self.change_button = QPushButton("Change reader", self)
+        self.change_button.clicked.connect(controller.change_reader)
+        self.message = QLabel("", self)
+        self.message.setObjectName("message")
+        self.message.setWordWrap(True)
+
+        column = QVBoxLayout()
+        column.addWidget(self.title)
+        column.addWidget(self.list, 1)
+        column.addWidget(self.message)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.change_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.open_button)
+        column.addLayout(buttons)
+        outer = QHBoxLayout(self)
+        outer.addStretch(1)
+        outer.addLayout(column, 2)
+        outer.addStretch(1)
+        outer.setContentsMargins(40, 60, 40, 60)
+        self.setFocusProxy(self.list)
+        state.sessions_changed.connect(self._show_sessions)
+        state.reader_changed.connect(lambda *_: self._show_sessions(state.sessions))
+        state.message_changed.connect(self.message.setText)
+
+    def _show_sessions(self, sessions: list[SessionInfo]) -> None:
+        reader = self.state.reader
+        self.title.setText(f"Sessions of {reader.name}" if reader is not None else "Sessions")
+        self.list.clear()
+        current = None
+        for session in sessions:
+            item = QListWidgetItem(session_text(session), self.list)
+            item.setData(Qt.ItemDataRole.UserRole, session.index)
+            if session.locked:
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+            elif current is None and not session.finished:
+                current = item
+        if current is None and sessions:
+            current = next(
+                (self.list.item(i) for i, s in enumerate(sessions) if not s.locked), None
+            )
+        if current is not None:
+            self.list.setCurrentItem(current)
+        self._update_buttons()
+
+    def session_of(self, item: QListWidgetItem | None) -> SessionInfo | None:
+        """The session an item stands for."""
+        if item is None:
+            return None
+        index = item.data(Qt.ItemDataRole.UserRole)
+        return next((s for s in self.state.sessions if s.index == index), None)
+
+    def _update_buttons(self) -> None:
+        session = self.session_of(self.list.currentItem())
+        self.open_button.setEnabled(session is not None and not session.locked)
+        if session is not None and session.finished:
+            self.open_button.setText("View")
+        else:
+            self.open_button.setText("Open")
+
+    def open_selected(self) -> None:
+        """Open the highlighted session (a locked one only shows why it cannot be opened)."""
+        session = self.session_of(self.list.currentItem())
+        if session is None:
+            return
+        self.open_session(session.index)
+
+    def open_session(self, index: int) -> bool:
+        """Ask the controller to open session ``index``; False (with the reason shown) if locked."""
+        try:
+            self.controller.open_session(index)
+        except ReaderAppError as exc:
+            self.state.set_message(str(exc))
+            return False
+        return True

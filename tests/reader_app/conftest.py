@@ -1,0 +1,380 @@
+"""Real study databases for the viewer tests: phantom DICOM series, a protocol with every question
+type, CASES.csv, built with ``studies.create.create_study`` (the store's own population code when
+``create_study`` is not available), opened with the real ``Store``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from tests.studies.conftest import make_series
+
+SEQUENTIAL_TOML = """
+title = "Knee reading study"
+design = "sequential"
+seed = 5
+washout_days = {washout}
+
+[[arms]]
+code = "conv"
+description = "Conventional SENSE reconstruction"
+reference = true
+
+[[arms]]
+code = "varnet"
+description = "Variational network reconstruction"
+
+[[readers]]
+id = "R1"
+name = "Dr Ada Reader"
+
+[[readers]]
+id = "R2"
+name = "Dr Bo Reader"
+
+[[findings]]
+id = "acl"
+label = "ACL tear"
+
+[[findings]]
+id = "meniscus"
+label = "Medial meniscal tear"
+
+[[questions]]
+id = "likelihood"
+text = "Likelihood the finding is present"
+type = "likert"
+scope = "finding"
+points = 4
+labels = ["Definitely absent", "Probably absent", "Probably present", "Definitely present"]
+group = "findings"
+
+[[questions]]
+id = "quality"
+text = "Overall image quality"
+type = "likert"
+points = 4
+labels = ["Non-diagnostic", "Limited", "Good", "Excellent"]
+group = "image quality"
+
+[[questions]]
+id = "artifact"
+text = "Artifacts present?"
+type = "boolean"
+group = "image quality"
+
+[[questions]]
+id = "artifact_kind"
+text = "Which artifacts?"
+type = "multi"
+options = [{{value = "motion", label = "Motion"}}, {{value = "aliasing", label = "Aliasing"}}]
+show_if = {{question = "artifact", equals = true}}
+group = "image quality"
+
+[[questions]]
+id = "confidence"
+text = "Diagnostic confidence"
+type = "choice"
+options = [{{value = "low", label = "Low"}}, {{value = "high", label = "High"}}]
+required = false
+group = "confidence"
+
+[[questions]]
+id = "effusion_mm"
+text = "Effusion depth"
+type = "number"
+minimum = 0
+maximum = 50
+unit = "mm"
+required = false
+group = "confidence"
+
+[[questions]]
+id = "comment"
+text = "Comment"
+type = "text"
+max_length = 40
+required = false
+group = "confidence"
+"""
+
+PAIRED_TOML = """
+title = "Paired quality study"
+design = "paired"
+seed = 9
+washout_days = 0
+
+[[arms]]
+code = "conv"
+description = "Conventional SENSE reconstruction"
+reference = true
+
+[[arms]]
+code = "varnet"
+description = "Variational network reconstruction"
+
+[[readers]]
+id = "R1"
+name = "Dr Ada Reader"
+
+[[questions]]
+id = "quality"
+text = "Image quality"
+type = "likert"
+scope = "side"
+points = 4
+labels = ["Poor", "Fair", "Good", "Excellent"]
+group = "image quality"
+
+[[questions]]
+id = "preference"
+text = "Which image do you prefer?"
+type = "preference"
+group = "preference"
+
+[[questions]]
+id = "reason"
+text = "Main reason"
+type = "choice"
+options = [{value = "sharp", label = "Sharper"}, {value = "noise", label = "Less noise"}]
+show_if = {question = "preference", in = ["left", "right"]}
+group = "preference"
+"""
+
+#: Source names that must never be visible to the reader (checked by the blinding test).
+PATIENT_NAMES = ("Quixote^Alonso", "Panza^Sancho", "Dulcinea^Toboso", "Rocinante^Horse")
+START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock the test moves by hand (the store's washout reads it)."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def phantom(n_slices: int, rows: int, cols: int, seed: int) -> np.ndarray:
+    """A knee-like phantom (uint16): ellipses that change over the slices, plus noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:rows, 0:cols]
+    y = (y - rows / 2) / (rows / 2)
+    x = (x - cols / 2) / (cols / 2)
+    volume = np.zeros((n_slices, rows, cols), dtype=np.float64)
+    for k in range(n_slices):
+        t = (k + 1) / (n_slices + 1)
+        body = (x / 0.8) ** 2 + (y / 0.9) ** 2 < 1
+        bone1 = ((x + 0.05) / 0.45) ** 2 + ((y + 0.45 - 0.1 * t) / 0.35) ** 2 < 1
+        bone2 = ((x - 0.05) / 0.42) ** 2 + ((y - 0.45 + 0.1 * t) / 0.3) ** 2 < 1
+        lesion = ((x - 0.3 * t) / 0.08) ** 2 + (y / 0.08) ** 2 < 1
+        image = 600 * body + 900 * (bone1 | bone2) + 1200 * lesion
+        volume[k] = image + rng.normal(0, 40, size=(rows, cols))
+    return np.clip(volume, 0, 4095).astype(np.uint16)
+
+
+def write_series(folder: Path, n_slices: int, size: int, seed: int, patient: str) -> list[Path]:
+    """A phantom MR series (real DICOM, rescale slope 2 / intercept -10, a patient name)."""
+    files = make_series(
+        folder, n_slices, size, size, identifying=False, private=False, seed=seed,
+        file_name=lambda i: f"IM{i + 1:04d}.dcm", PatientName=patient, PatientID=f"ID{seed}",
+        RescaleSlope=2, RescaleIntercept=-10, RescaleType="US",
+    )  # fmt: skip
+    volume = phantom(n_slices, size, size, seed)
+    for path, pixels in zip(files, volume, strict=True):
+        ds = pydicom.dcmread(path)
+        ds.PixelData = pixels.tobytes()
+        ds.save_as(path, enforce_file_format=True)
+    return files
+
+
+def write_source(
+    folder: Path, design: str, n_cases: int, n_slices: int, size: int, washout: int
+) -> tuple[Path, Path]:
+    """Protocol file, CASES.csv and DICOM series of a small study."""
+    text = SEQUENTIAL_TOML.format(washout=washout) if design == "sequential" else PAIRED_TOML
+    protocol_path = folder / "protocol.toml"
+    protocol_path.write_text(text, encoding="utf-8")
+    lines = ["case_id,subject_id,arm,series_dir"]
+    for i in range(n_cases):
+        case_id, subject = f"case{i + 1:02d}", f"subj{i + 1:02d}"
+        for j, arm in enumerate(("conv", "varnet")):
+            series_dir = f"src/{subject}_{arm}_series"
+            patient = PATIENT_NAMES[i % len(PATIENT_NAMES)]
+            write_series(folder / series_dir, n_slices, size, 100 * i + j, patient)
+            lines.append(f"{case_id},{subject},{arm},{series_dir}")
+    cases_csv = folder / "CASES.csv"
+    cases_csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return protocol_path, cases_csv
+
+
+def _populate(protocol_path: Path, cases_csv: Path, db: Path) -> None:
+    """Build the study database: ``create_study`` when it exists, else the store's population
+    code with the series copied under opaque folders (as create_study does)."""
+    try:
+        from studies.create import create_study
+    except ImportError:
+        pass
+    else:
+        create_study(protocol_path, cases_csv, db)
+        return
+    import shutil
+
+    from sqlalchemy.orm import Session
+
+    from studies.cases import load_cases
+    from studies.db.engine import make_engine
+    from studies.db.migrate import upgrade
+    from studies.db.populate import SeriesCopy, opaque_id, write_study
+    from studies.protocol import parse_protocol
+    from studies.randomisation import ALGORITHM_VERSION, generate_assignments
+
+    text = protocol_path.read_text(encoding="utf-8")
+    protocol = parse_protocol(text, str(protocol_path))
+    cases = load_cases(cases_csv, protocol)
+    planned = generate_assignments(protocol, cases, protocol.seed)
+    images = db.parent / f"{db.stem}_images"
+    taken: set[str] = set()
+    series: dict[tuple[str, str], SeriesCopy] = {}
+    for row in cases:
+        sid = opaque_id("s", taken)
+        files = sorted(row.series_dir.glob("*.dcm"))
+        (images / sid).mkdir(parents=True)
+        for k, src in enumerate(files):
+            shutil.copyfile(src, images / sid / f"{k + 1:04d}.dcm")
+        series[(row.case_id, row.arm)] = SeriesCopy(sid, sid, len(files))
+    engine = make_engine(db)
+    upgrade(engine)
+    with Session(engine) as s, s.begin():
+        write_study(
+            s, protocol=protocol, protocol_toml=text, cases=cases, planned=planned,
+            series=series, images_dir=images.name, algorithm_version=ALGORITHM_VERSION,
+            created_at=START - timedelta(days=1),
+        )  # fmt: skip
+    engine.dispose()
+
+
+StudyMaker = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def study_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudyMaker]:
+    """``make(design, n_cases=4, n_slices=6, size=64, washout=28)`` -> a fresh copy of a study
+    database (built once per combination, copied per test so each test writes its own)."""
+    import shutil
+
+    built: dict[tuple[object, ...], Path] = {}
+    root = tmp_path_factory.mktemp("viewer-studies")
+
+    def make(
+        target: Path,
+        design: str = "sequential",
+        *,
+        n_cases: int = 4,
+        n_slices: int = 6,
+        size: int = 64,
+        washout: int = 28,
+    ) -> Path:
+        key = (design, n_cases, n_slices, size, washout)
+        if key not in built:
+            folder = root / f"{design}-{n_cases}-{n_slices}-{size}-{washout}"
+            folder.mkdir()
+            protocol_path, cases_csv = write_source(
+                folder, design, n_cases, n_slices, size, washout
+            )
+            (folder / "study").mkdir()
+            db = folder / "study" / "study.sqlite"
+            _populate(protocol_path, cases_csv, db)
+            built[key] = db
+        source = built[key].parent
+        destination = target / "study"
+        shutil.copytree(source, destination)
+        return destination / built[key].name
+
+    yield make
+
+
+@pytest.fixture
+def make_study(study_template: StudyMaker, tmp_path: Path) -> StudyMaker:
+    """A fresh study database in this test's folder (see ``study_template``)."""
+
+    def make(design: str = "sequential", **kwargs: object) -> Path:
+        return study_template(tmp_path, design, **kwargs)
+
+    return make
+
+
+class Workstation:
+    """The real main window on a real store, as ``blindreader read`` builds it."""
+
+    def __init__(self, qtbot, db: Path, clock: FakeClock | None = None, **controller_kwargs):
+        from reader_app.controller import ReadingController
+        from reader_app.widgets.main_window import MainWindow
+        from studies.store import Store
+
+        self.qtbot = qtbot
+        self.store = Store.open(db, clock=clock)
+        controller_kwargs.setdefault("black_frame_ms", 5)
+        self.controller = ReadingController(self.store, **controller_kwargs)
+        self.state = self.controller.state
+        self.window = MainWindow(self.controller)
+        qtbot.addWidget(self.window)
+        self.window.resize(1280, 800)
+        self.window.show()
+        qtbot.waitExposed(self.window)
+        self.closed = False
+
+    @property
+    def reading(self):
+        return self.window.reading
+
+    @property
+    def panel(self):
+        return self.window.reading.panel
+
+    def wait_images(self) -> None:
+        """Wait until the current case's images are painted."""
+        self.qtbot.waitUntil(
+            lambda: all(p.has_image for p in self.reading.panes.panes), timeout=5000
+        )
+
+    def close(self) -> None:
+        if not self.closed:
+            self.window.close()
+            self.store.close()
+            self.closed = True
+
+
+@pytest.fixture
+def workstation(qtbot) -> Iterator[Callable[..., Workstation]]:
+    """``open(db, clock=None, **controller_kwargs)`` -> a shown :class:`Workstation`."""
+    from reader_app.widgets.theme import apply_theme
+
+    apply_theme(qtbot_app())
+    opened: list[Workstation] = []
+
+    def open_(db: Path, clock: FakeClock | None = None, **kwargs: object) -> Workstation:
+        ws = Workstation(qtbot, db, clock, **kwargs)
+        opened.append(ws)
+        return ws
+
+    yield open_
+    for ws in opened:
+        ws.close()
+
+
+def qtbot_app():
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    return app
