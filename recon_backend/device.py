@@ -1,0 +1,134 @@
+"""Choosing the compute device and measuring peak memory (CUDA allocator or process RSS)."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import threading
+from types import TracebackType
+
+import torch
+
+from recon_backend.errors import ReconError
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for ``name``: ``auto`` picks CUDA, then Apple MPS, then the CPU.
+
+    Raises
+    ------
+    ReconError
+        If ``name`` is unknown or names a device this machine does not have.
+    """
+    if name not in DEVICE_CHOICES:
+        raise ReconError(f"--device: {name!r}, expected one of {', '.join(DEVICE_CHOICES)}")
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ReconError("--device: cuda requested but torch sees no CUDA GPU")
+    if name == "mps" and not has_mps:
+        raise ReconError("--device: mps requested but Apple MPS is not available")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name, e.g. ``cuda (NVIDIA H100 80GB HBM3)`` or ``cpu (x86_64, 2 threads)``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an out-of-memory failure of torch (any device) or of the process."""
+    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def free_cached_memory(device: torch.device) -> None:
+    """Give cached allocator blocks back after an out-of-memory failure."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def process_rss_bytes() -> int:
+    """Current resident set size of this process."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def max_rss_bytes() -> int:
+    """Peak resident set size of this process since it started (``getrusage``)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class PeakMemory:
+    """Context manager measuring peak memory while it is active.
+
+    On CUDA the allocator's peak (``torch.cuda.max_memory_allocated``) after a reset; elsewhere
+    the process RSS sampled every ``interval`` seconds by a background thread. ``peak_bytes``
+    holds the result after the block.
+    """
+
+    def __init__(self, device: torch.device, interval: float = 0.005) -> None:
+        self.device = device
+        self.interval = interval
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.peak_bytes = process_rss_bytes()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = int(torch.cuda.max_memory_allocated(self.device))
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
+
+
+def memory_budget_bytes(device: torch.device) -> int:
+    """Memory a reconstruction may use for its slice batches on ``device``.
+
+    Half of the free GPU memory on CUDA; on the CPU (and MPS, which shares it) a quarter of the
+    available RAM, at most 4 GiB, since larger CPU batches do not run faster.
+    """
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free // 2)
+    import psutil
+
+    return int(min(psutil.virtual_memory().available // 4, 4 << 30))
