@@ -382,7 +382,9 @@ class Protocol(_Model):
             raise ProtocolRuleError(
                 f"{path}.question",
                 f"question {ref.id!r} has scope {ref.scope!r}; a {q.scope!r} question may "
-                f"depend only on a 'case' or a {q.scope!r} question",
+                "depend only on 'case'"
+                + (f" or {q.scope!r}" if q.scope != "case" else "")
+                + " questions",
             )
         if ref.scope == "finding":
             missing = set(self.question_findings(q)) - set(self.question_findings(ref))
