@@ -825,6 +825,13 @@ def _arm_matrices(
             .reindex(index=list(cases), columns=list(reader_ids))
         )
         matrix = wide.to_numpy(dtype=float)
+        unread = np.isnan(matrix).all(axis=1)
+        if unread.any():
+            case = cases[int(np.argmax(unread))]
+            raise AnalysisError(
+                f"case {case!r} was not read on arm {arm!r} (exclude incomplete cases with "
+                f"analysis.reads first)"
+            )
         for j, reader in enumerate(reader_ids):
             column = np.isnan(matrix[:, j])
             if column.any() and not column.all():
@@ -834,10 +841,6 @@ def _arm_matrices(
                     f"this one (exclude incomplete cases with analysis.reads first)"
                 )
         matrices.append(matrix)
-    for i, case in enumerate(cases):
-        for matrix, arm in zip(matrices, (reference, new), strict=True):
-            if np.isnan(matrix[i]).all():
-                raise AnalysisError(f"case {case!r} was not read on arm {arm!r}")
     return cases, reader_ids, matrices[0], matrices[1]
 
 
