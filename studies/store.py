@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +58,20 @@ Clock = Callable[[], datetime]
 IDLE_THRESHOLD = timedelta(seconds=60)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _sqlite_tables(path: Path) -> set[str]:
+    """Table names of a SQLite file, read without changing it (read-only, no WAL switch)."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True)
+        try:
+            rows = con.execute("select name from sqlite_master where type = 'table'").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise StudyError(f"{path}: not a study database ({exc})") from None
+    return {str(r[0]) for r in rows}
 
 
 def utc_clock() -> datetime:
@@ -136,11 +152,12 @@ class Store:
             with path.open("rb") as fh:
                 if fh.read(16) != SQLITE_HEADER:
                     raise StudyError(f"{path}: not a study database (not a SQLite file)")
+            if "study" not in _sqlite_tables(path):
+                raise StudyError(f"{path}: not a study database (no study table)")
             engine = make_engine(path)
             images_root = path.resolve().parent
         try:
-            tables = set(inspect(engine).get_table_names())
-            if "study" not in tables:
+            if is_url(db) and "study" not in set(inspect(engine).get_table_names()):
                 raise StudyError(f"{source}: not a study database (no study table)")
             upgrade(engine)
             return cls(engine, source, images_root, clock or utc_clock)
@@ -193,6 +210,7 @@ class Store:
     def writing(self) -> Iterator[Session]:
         """One write transaction: committed when the block ends, rolled back on an error."""
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
+            s.connection()  # begin now (BEGIN IMMEDIATE takes the write lock), not lazily
             if self._engine.dialect.name != "sqlite":
                 # One writer at a time keeps the event chain linear on a server database.
                 s.execute(select(Study.id).with_for_update())

@@ -82,7 +82,7 @@ def filesystem_of(path: Path, mountinfo: str | None = None) -> tuple[str, str]:
     Parameters
     ----------
     path
-        A file or folder; need not exist (its nearest existing parent is used).
+        A file or folder; need not exist.
     mountinfo
         The text of ``/proc/self/mountinfo``; read from the system when omitted.
 
@@ -96,10 +96,8 @@ def filesystem_of(path: Path, mountinfo: str | None = None) -> tuple[str, str]:
             mountinfo = MOUNTINFO.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "", ""
-    target = Path(os.path.abspath(path))
-    while not target.exists() and target != target.parent:
-        target = target.parent
-    resolved = str(target.resolve())
+    # resolve() follows the symlinks of the parts that exist and keeps the rest as written.
+    resolved = str(Path(os.path.abspath(path)).resolve())
     best_point, best_type = "", ""
     for line in mountinfo.splitlines():
         left, sep, right = line.partition(" - ")

@@ -154,15 +154,16 @@ class FakeClock:
         self.now += timedelta(**kwargs)
 
 
-def write_cases_csv(folder: Path, n_cases: int, arms: tuple[str, ...], *, training: bool) -> Path:
+def write_cases_csv(
+    folder: Path, n_cases: int, arms: tuple[str, ...], *, training: bool, truth: bool = True
+) -> Path:
     """CASES.csv with ``n_cases`` cases (2 per subject) plus training case T1 if asked."""
-    lines = ["case_id,subject_id,arm,series_dir,truth_acl,truth_mcl"]
+    lines = ["case_id,subject_id,arm,series_dir" + (",truth_acl,truth_mcl" if truth else "")]
     ids = [f"C{i:02d}" for i in range(1, n_cases + 1)] + (["T1"] if training else [])
     for i, case_id in enumerate(ids):
         for arm in arms:
-            lines.append(
-                f"{case_id},P{i // 2:02d},{arm},src/{case_id}_{arm},{i % 2},{'' if i == 0 else 1}"
-            )
+            row = f"{case_id},P{i // 2:02d},{arm},src/{case_id}_{arm}"
+            lines.append(row + (f",{i % 2},{'' if i == 0 else 1}" if truth else ""))
     for case_id in ids:
         for arm in arms:
             (folder / "src" / f"{case_id}_{arm}").mkdir(parents=True, exist_ok=True)
@@ -183,7 +184,11 @@ def build_study(
     text = SEQUENTIAL_TOML if design == "sequential" else PAIRED_TOML
     protocol = parse_protocol(text, "test.toml")
     cases_csv = write_cases_csv(
-        folder, n_cases, tuple(protocol.arm_codes), training=design == "sequential"
+        folder,
+        n_cases,
+        tuple(protocol.arm_codes),
+        training=design == "sequential",
+        truth=bool(protocol.findings),
     )
     cases = load_cases(cases_csv, protocol)
     planned = generate_assignments(protocol, cases, protocol.seed)
