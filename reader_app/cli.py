@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 
@@ -9,5 +11,12 @@ def register(app: typer.Typer) -> None:
     """Add the ``read`` command to the top-level application."""
 
     @app.command("read", help="Open the reading workstation on a study database.")
-    def read() -> None:
-        raise NotImplementedError("read: not built yet")
+    def read(
+        db: Path = typer.Option(..., "--db", help="The study database (STUDY.sqlite)."),
+        reader: str | None = typer.Option(
+            None, "--reader", help="Reader id: skip the reader picker."
+        ),
+    ) -> None:
+        from reader_app.app import run_workstation  # Qt is imported only when reading
+
+        raise typer.Exit(run_workstation(db, reader))

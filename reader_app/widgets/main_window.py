@@ -45,7 +45,10 @@ class MainWindow(QMainWindow):
             page = self.reading
         if self.stack.currentWidget() is not page:
             self.stack.setCurrentWidget(page)
-            page.setFocus()
+            if page is self.reading:
+                self.reading.panel.focus_first()
+            else:
+                page.setFocus()
         parts = ["blindreader", self.study_title]
         if self.state.reader is not None:
             parts.append(self.state.reader.name)

@@ -277,6 +277,7 @@ class QuestionPanel(QScrollArea):
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab moves between rows, not to the frame
         self.state = state
         self._on_answer = on_answer
         self._protocol: Protocol | None = None

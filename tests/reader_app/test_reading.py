@@ -1,0 +1,235 @@
+"""The workstation on real study databases: keyboard reading, resume, required answers, show-if,
+washout locks, read-only sessions, unreadable images and the event log."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+from sqlalchemy import select
+
+from reader_app.errors import ReaderAppError
+from studies.api import AnswerKey
+from studies.db.models import Event
+from tests.reader_app.conftest import FakeClock
+
+ACL = AnswerKey("likelihood", "acl")
+MENISCUS = AnswerKey("likelihood", "meniscus")
+QUALITY = AnswerKey("quality")
+ARTIFACT = AnswerKey("artifact")
+ARTIFACT_KIND = AnswerKey("artifact_kind")
+
+
+def press(ws, *keys) -> None:
+    """Type keys into whatever has the keyboard focus, as a reader would."""
+    for key in keys:
+        target = QApplication.focusWidget() or ws.window
+        if isinstance(key, str):
+            ws.qtbot.keyClicks(target, key)
+        else:
+            ws.qtbot.keyClick(target, key)
+
+
+def start_session(ws, index: int = 1) -> None:
+    ws.window.activateWindow()
+    ws.window.picker.choose()
+    assert ws.window.worklist.open_session(index)
+    ws.wait_images()
+
+
+def answer_required(ws) -> None:
+    c = ws.controller
+    for key, value in ((ACL, 3), (MENISCUS, 1), (QUALITY, 4), (ARTIFACT, False)):
+        assert c.set_answer(key, value)
+
+
+def finish_session(ws) -> None:
+    while ws.state.assignment is not None:
+        answer_required(ws)
+        assert ws.controller.next_case()
+
+
+def events(store) -> list[tuple[str, str | None]]:
+    with store.reading() as s:
+        rows = s.execute(select(Event.kind, Event.assignment_id).order_by(Event.seq)).all()
+    return [(k, a) for k, a in rows]
+
+
+def test_a_whole_session_read_by_keyboard_alone(make_study, workstation):
+    ws = workstation(make_study("sequential"))
+    ws.window.activateWindow()
+    ws.qtbot.waitUntil(lambda: QApplication.focusWidget() is not None)
+    press(ws, Qt.Key.Key_Down, Qt.Key.Key_Return)  # picker: second reader
+    assert ws.state.reader.reader_id == "R2"
+    press(ws, Qt.Key.Key_Return)  # worklist: session 1
+    seen = []
+    for _ in range(4):
+        ws.wait_images()
+        view = ws.state.assignment
+        seen.append(view.position)
+        press(ws, "3", Qt.Key.Key_Tab, "2", Qt.Key.Key_Tab, "4", Qt.Key.Key_Tab, "2")
+        press(ws, Qt.Key.Key_Tab, "2", Qt.Key.Key_Tab, "12", Qt.Key.Key_Tab, "ok")
+        press(ws, Qt.Key.Key_Return)
+        stored = ws.store.assignment(view.assignment_id)
+        assert stored.completed
+        assert stored.answers == {
+            ACL: 3, MENISCUS: 2, QUALITY: 4, ARTIFACT: False,
+            AnswerKey("confidence"): "high", AnswerKey("effusion_mm"): 12.0,
+            AnswerKey("comment"): "ok",
+        }  # fmt: skip
+    assert seen == [1, 2, 3, 4]
+    assert ws.window.stack.currentWidget() is ws.window.worklist
+    sessions = ws.store.sessions("R2")
+    assert sessions[0].finished and sessions[0].n_done == 4
+    assert "finished" in ws.window.worklist.list.item(0).text()
+
+
+def test_required_answers_block_next(make_study, workstation):
+    ws = workstation(make_study("sequential"))
+    start_session(ws)
+    first = ws.state.assignment
+    ws.controller.set_answer(ACL, 4)
+    press(ws, Qt.Key.Key_Return)
+    assert ws.state.assignment == first or ws.state.assignment.assignment_id == first.assignment_id
+    assert not ws.store.assignment(first.assignment_id).completed
+    assert "3 required answers are missing" in ws.reading.message.text()
+    assert ws.panel.rows[MENISCUS].property("missing") is True
+    assert ws.panel.rows[ACL].property("missing") is False
+    assert ws.panel.current_row() is ws.panel.rows[MENISCUS]
+    answer_required(ws)
+    assert ws.reading.request_next()
+    assert ws.state.assignment.position == 2
+
+
+def test_show_if_hides_and_requires(make_study, workstation):
+    ws = workstation(make_study("sequential"))
+    start_session(ws)
+    kind = ws.panel.rows[ARTIFACT_KIND]
+    assert kind.isHidden()
+    answer_required(ws)
+    assert ws.controller.missing_required() == []
+    ws.controller.set_answer(ARTIFACT, True)
+    assert not kind.isHidden()
+    assert ws.controller.missing_required() == [ARTIFACT_KIND]
+    assert not ws.controller.next_case()
+    kind.answer_by_number(2)  # aliasing
+    assert ws.store.assignment(ws.state.assignment.assignment_id).answers[ARTIFACT_KIND] == [
+        "aliasing"
+    ]
+    ws.controller.set_answer(ARTIFACT, False)
+    assert kind.isHidden()
+    assert ws.controller.next_case()
+
+
+def test_resume_after_closing_mid_case(make_study, workstation):
+    db = make_study("sequential")
+    ws = workstation(db)
+    start_session(ws)
+    answer_required(ws)
+    assert ws.controller.next_case()
+    second = ws.state.assignment
+    ws.controller.set_answer(ACL, 2)
+    ws.close()
+
+    again = workstation(db)
+    start_session(again)
+    assert again.state.assignment.assignment_id == second.assignment_id
+    assert again.panel.rows[ACL].value == 2
+    assert again.panel.rows[ACL].buttons[1].isChecked()
+    assert again.panel.rows[MENISCUS].value is None
+    kinds = [k for k, a in events(again.store) if a == second.assignment_id]
+    assert kinds[:3] == ["case_opened", "answer_set", "case_closed"]
+    assert kinds[-1] == "case_opened"
+
+
+def test_locked_session_cannot_be_opened_until_the_washout_ends(make_study, workstation):
+    clock = FakeClock()
+    ws = workstation(make_study("sequential", washout=28), clock=clock)
+    ws.window.picker.choose()
+    item = ws.window.worklist.list.item(1)
+    assert not item.flags() & Qt.ItemFlag.ItemIsEnabled  # locked: earlier session unfinished
+    assert not ws.window.worklist.open_session(2)
+    start_session(ws)
+    finish_session(ws)
+    item = ws.window.worklist.list.item(1)
+    assert "opens on 29 Nov 2026" in item.text()
+    assert not item.flags() & Qt.ItemFlag.ItemIsEnabled
+    try:
+        ws.controller.open_session(2)
+    except ReaderAppError as exc:
+        assert "opens on 29 Nov 2026" in str(exc)
+    else:
+        raise AssertionError("a locked session opened")
+    assert not ws.window.worklist.open_session(2)
+    assert "opens on" in ws.window.worklist.message.text()
+    assert ws.state.assignment is None
+    clock.advance(days=28)
+    ws.controller.refresh_sessions()
+    assert ws.window.worklist.list.item(1).flags() & Qt.ItemFlag.ItemIsEnabled
+    assert ws.window.worklist.open_session(2)
+    assert ws.state.assignment.session_index == 2
+
+
+def test_a_finished_session_is_read_only(make_study, workstation):
+    ws = workstation(make_study("sequential"))
+    start_session(ws)
+    finish_session(ws)
+    assert ws.window.worklist.open_button.text() == "View"
+    assert ws.window.worklist.open_session(1)
+    ws.wait_images()
+    view = ws.state.assignment
+    assert view.read_only and view.position == 1
+    row = ws.panel.rows[ACL]
+    assert row.value == 3
+    assert not row.buttons[0].isEnabled()
+    row.setFocus()
+    press(ws, "1")
+    assert not ws.controller.set_answer(ACL, 1)
+    assert ws.store.assignment(view.assignment_id).answers[ACL] == 3
+    assert ws.reading.remaining.text() == "View only"
+    for position in (2, 3, 4):
+        assert ws.controller.next_case()
+        assert ws.state.assignment.position == position
+    assert ws.controller.next_case()
+    assert ws.window.stack.currentWidget() is ws.window.worklist
+
+
+def test_unreadable_dicom_shows_a_message_and_keeps_answers(make_study, workstation, caplog):
+    db = make_study("sequential")
+    ws = workstation(db)
+    ws.window.picker.choose()
+    first = ws.store.next_assignment("R1", 1)
+    broken = first.sides[0].files[2]
+    broken.write_bytes(b"this is not DICOM")
+    assert ws.window.worklist.open_session(1)
+    ws.qtbot.waitUntil(lambda: "could not be shown" in ws.reading.message.text(), timeout=5000)
+    text = ws.reading.message.text()
+    assert "not DICOM" in text
+    assert broken.name not in text and broken.parent.name not in text
+    assert any(str(broken) in r.getMessage() for r in caplog.records)
+    assert not any(p.has_image for p in ws.reading.panes.panes)
+    answer_required(ws)  # the reader can still answer; nothing is lost
+    assert ws.store.assignment(first.assignment_id).answers[QUALITY] == 4
+    assert ws.controller.next_case()
+    ws.wait_images()  # the next case decodes normally
+
+
+def test_focus_idle_and_window_events_are_recorded(make_study, workstation):
+    ws = workstation(make_study("sequential"), idle_ms=80, window_event_ms=40)
+    start_session(ws)
+    aid = ws.state.assignment.assignment_id
+    ws.controller.set_focused(False)
+    ws.controller.set_focused(True)
+    ws.qtbot.wait(150)  # idle
+    ws.qtbot.keyClick(ws.reading.panes.panes[0], Qt.Key.Key_Down)  # activity ends it
+    view = ws.state.view
+    for step in range(5):  # a drag: many changes, few events
+        view.set_window(type(view.window)(view.window.center + step, view.window.width))
+    ws.qtbot.wait(120)
+    kinds = [k for k, a in events(ws.store) if a == aid]
+    assert kinds[0] == "case_opened"
+    for kind in ("focus_lost", "focus_gained", "idle_started", "idle_ended"):
+        assert kind in kinds
+    assert kinds.index("focus_lost") < kinds.index("focus_gained")
+    assert kinds.index("idle_started") < kinds.index("idle_ended")
+    assert 1 <= kinds.count("window_level_changed") <= 2
+    assert ws.store.verify_events() == []
