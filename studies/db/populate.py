@@ -78,6 +78,7 @@ def write_study(
     algorithm_version: str,
     created_at: datetime,
     extra_events: Iterable[tuple[str, dict[str, Any]]] = (),
+    subject_opaque_ids: Mapping[str, str] | None = None,
 ) -> Study:
     """Insert every row of a new study into an empty database (inside the caller's transaction).
 
@@ -101,6 +102,8 @@ def write_study(
         Creation time (UTC).
     extra_events
         ``(kind, payload)`` logged after ``study_created`` (e.g. an allowed leak).
+    subject_opaque_ids
+        ``subject_id -> opaque id`` already written into the DICOM copies (fresh ones if None).
     """
     study = Study(
         title=protocol.title,
@@ -148,13 +151,17 @@ def write_study(
     s.flush()
 
     taken: set[str] = {c.opaque_id for c in series.values()}
+    given_subjects = dict(subject_opaque_ids or {})
+    taken |= set(given_subjects.values())
     subjects: dict[str, Subject] = {}
     case_rows: dict[str, Case] = {}
     training = set(protocol.training_cases)
     for row in cases:
         if row.subject_id not in subjects:
             subjects[row.subject_id] = Subject(
-                study_id=study.id, subject_id=row.subject_id, opaque_id=opaque_id("p", taken)
+                study_id=study.id,
+                subject_id=row.subject_id,
+                opaque_id=given_subjects.get(row.subject_id) or opaque_id("p", taken),
             )
             s.add(subjects[row.subject_id])
     s.flush()
