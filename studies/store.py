@@ -51,11 +51,9 @@ from studies.db.models import (
 from studies.errors import StudyError
 from studies.events import append_event, canonical_json, verify_answers, verify_chain
 from studies.protocol import PREFERENCE_VALUES, Protocol, Question, parse_protocol
+from studies.timing import READER_LEVEL_KINDS, TimedEvent, active_time_ms
 
 Clock = Callable[[], datetime]
-
-#: Idle periods longer than this are not reading time (shorter pauses are thinking time).
-IDLE_THRESHOLD = timedelta(seconds=60)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -715,33 +713,40 @@ class Store:
     def active_ms(self, assignment_id: str) -> int:
         """Active reading time of an assignment in milliseconds.
 
-        The time between ``case_opened`` and ``case_closed`` (a case left open ends at its last
-        event), minus the time between ``focus_lost`` and ``focus_gained`` and idle periods
-        (``idle_started`` .. ``idle_ended``) longer than 60 s. Focus and idle events count
-        whether or not the viewer attached them to the assignment.
+        See :mod:`studies.timing`: open..closed, minus focus lost and idle beyond 60 s.
         """
         with self.reading() as s:
             a, _, reader_id = self._assignment_row(s, assignment_id)
-            own = s.execute(
-                select(Event.kind, Event.created_at)
-                .where(Event.assignment_id == a.id)
-                .order_by(Event.seq)
-            ).all()
+            columns = (
+                Event.kind,
+                Event.created_at,
+                Event.payload_json,
+                Event.reader_id,
+                Event.assignment_id,
+            )
+            own = [
+                TimedEvent(*row)
+                for row in s.execute(
+                    select(*columns).where(Event.assignment_id == a.id).order_by(Event.seq)
+                )
+            ]
             if not own:
                 return 0
-            start, end = own[0][1], max(t for _, t in own)
-            others = s.execute(
-                select(Event.kind, Event.created_at)
-                .where(
-                    Event.reader_id == reader_id,
-                    Event.assignment_id.is_(None),
-                    Event.kind.in_(("focus_lost", "focus_gained", "idle_started", "idle_ended")),
-                    Event.created_at >= start,
-                    Event.created_at <= end,
+            others = [
+                TimedEvent(*row)
+                for row in s.execute(
+                    select(*columns)
+                    .where(
+                        Event.reader_id == reader_id,
+                        Event.assignment_id.is_(None),
+                        Event.kind.in_(READER_LEVEL_KINDS),
+                        Event.created_at >= own[0].at,
+                        Event.created_at <= max(e.at for e in own),
+                    )
+                    .order_by(Event.seq)
                 )
-                .order_by(Event.seq)
-            ).all()
-        return active_time_ms([(k, t) for k, t in own], [(k, t) for k, t in others])
+            ]
+        return active_time_ms(own, others)
 
     def verify_events(self) -> list[str]:
         """Problems in the event hash chain and answer history ([] when intact)."""
@@ -749,54 +754,6 @@ class Store:
             problems = verify_chain(s.execute(select(Event).order_by(Event.seq)).scalars())
             problems += verify_answers(s)
         return problems
-
-
-def _intervals(
-    events: list[tuple[str, datetime]], start_kind: str, end_kind: str, end: datetime
-) -> list[tuple[datetime, datetime]]:
-    out: list[tuple[datetime, datetime]] = []
-    began: datetime | None = None
-    for kind, t in events:
-        if kind == start_kind and began is None:
-            began = t
-        elif kind == end_kind and began is not None:
-            out.append((began, t))
-            began = None
-    if began is not None:
-        out.append((began, end))
-    return out
-
-
-def active_time_ms(
-    own: list[tuple[str, datetime]], reader_events: list[tuple[str, datetime]]
-) -> int:
-    """Active time from ``(kind, time)`` events in log order (see :meth:`Store.active_ms`)."""
-    if not own:
-        return 0
-    end = max(t for _, t in own)
-    opened = _intervals(own, "case_opened", "case_closed", end)
-    everything = sorted(own + reader_events, key=lambda e: e[1])
-    excluded = _intervals(everything, "focus_lost", "focus_gained", end)
-    excluded += [
-        (a, b)
-        for a, b in _intervals(everything, "idle_started", "idle_ended", end)
-        if b - a > IDLE_THRESHOLD
-    ]
-    excluded.sort()
-    merged: list[tuple[datetime, datetime]] = []
-    for a, b in excluded:
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    total = timedelta(0)
-    for a, b in opened:
-        total += b - a
-        for x, y in merged:
-            lo, hi = max(a, x), min(b, y)
-            if hi > lo:
-                total -= hi - lo
-    return max(0, int(total / timedelta(milliseconds=1)))
 
 
 def format_key(key: AnswerKey) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -309,29 +310,32 @@ def test_active_time_excludes_focus_loss_and_long_idle(store: Store, clock: Fake
     a = store.next_assignment("R1")
     assert a is not None
     aid = a.assignment_id
-    steps = [
-        (0, "case_opened", aid),
-        (10, "focus_lost", aid),
-        (20, "focus_gained", aid),  # -10 s
-        (30, "idle_started", aid),
-        (100, "idle_ended", aid),  # 70 s idle: excluded
-        (110, "idle_started", aid),
-        (140, "idle_ended", aid),  # 30 s idle: thinking time, kept
-        (145, "focus_lost", None),  # reader-level, no assignment: still counts
-        (147, "focus_gained", None),  # -2 s
-        (150, "case_closed", aid),
+    after = {"after_ms": 60_000}  # how the viewer records idle: 60 s after the last input
+    steps: list[tuple[int, str, str | None, dict[str, object] | None]] = [
+        (0, "case_opened", aid, None),
+        (10, "focus_lost", aid, None),
+        (20, "focus_gained", aid, None),  # -10 s
+        (30, "idle_started", aid, None),  # input stopped at 30 s
+        (100, "idle_ended", aid, None),  # 70 s idle: the 10 s beyond 60 s are excluded
+        (110, "idle_started", aid, None),
+        (140, "idle_ended", aid, None),  # 30 s idle: thinking time, kept
+        (145, "focus_lost", None, None),  # reader-level, no assignment: still counts
+        (147, "focus_gained", None, None),  # -2 s
+        (150, "idle_started", aid, after),  # viewer style: idle since 90 s already
+        (155, "idle_ended", aid, None),  # -5 s
+        (160, "case_closed", aid, None),
     ]
     start = clock.now
-    for seconds, kind, assignment in steps:
-        clock.now = start.replace() + __import__("datetime").timedelta(seconds=seconds)
-        store.record_event("R1", kind, assignment_id=assignment)
-    assert store.active_ms(aid) == (150 - 10 - 70 - 2) * 1000
+    for seconds, kind, assignment, payload in steps:
+        clock.now = start + timedelta(seconds=seconds)
+        store.record_event("R1", kind, assignment_id=assignment, payload=payload)
+    assert store.active_ms(aid) == (160 - 10 - 10 - 2 - 5) * 1000
     # Reopening adds time; an unclosed case ends at its last event.
     clock.advance(seconds=100)
     store.record_event("R1", "case_opened", assignment_id=aid)
     clock.advance(seconds=4)
     store.record_event("R1", "window_level_changed", assignment_id=aid, payload={"w": 400})
-    assert store.active_ms(aid) == (68 + 4) * 1000
+    assert store.active_ms(aid) == (133 + 4) * 1000
     assert store.active_ms(store.assignments("R1", 1)[1].assignment_id) == 0
 
 
