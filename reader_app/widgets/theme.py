@@ -14,7 +14,8 @@ ACCENT = "#5f8fb0"  # a muted blue for the chosen answer and the focused row
 WARNING = "#c9a15a"
 
 STYLE_SHEET = f"""
-QWidget {{ background: {BACKGROUND}; color: {TEXT}; }}
+QWidget {{ color: {TEXT}; }}
+QMainWindow, QStackedWidget {{ background: {BACKGROUND}; }}
 QLabel {{ background: transparent; }}
 QLabel#pageTitle {{ font-size: 17pt; color: {TEXT}; padding: 4px 0 10px 0; }}
 QLabel#hint, QLabel#legend {{ color: {MUTED}; font-size: 9pt; }}
@@ -25,17 +26,15 @@ QLabel#groupHeader {{ color: {MUTED}; font-size: 9pt; font-weight: bold;
     text-transform: uppercase; padding: 12px 4px 2px 4px; border-bottom: 1px solid {RAISED}; }}
 QLabel#blockTitle {{ font-weight: bold; }}
 QScrollArea#questionPanel, QWidget#questionBody {{ background: {PANEL}; }}
-QWidget#questionBody QWidget {{ background: {PANEL}; }}
 QFrame#answerRow {{ border-left: 3px solid transparent; border-radius: 2px; }}
 QFrame#answerRow[current="true"] {{ background: #353c42; border-left: 3px solid {ACCENT}; }}
-QFrame#answerRow[current="true"] QWidget {{ background: #353c42; }}
 QFrame#answerRow[missing="true"] {{ border-left: 3px solid {WARNING}; }}
 QPushButton {{ background: {RAISED}; border: 1px solid #474747; border-radius: 3px;
     padding: 4px 10px; min-height: 20px; }}
 QPushButton:hover {{ border-color: #5a5a5a; }}
-QPushButton:checked {{ background: {ACCENT}; border-color: {ACCENT}; color: #ffffff; }}
+QWidget#questionBody QPushButton:checked {{ background: {ACCENT}; border-color: {ACCENT}; color: #ffffff; }}
 QPushButton:disabled {{ color: #6e6e6e; }}
-QPushButton:checked:disabled {{ background: #45596a; color: #c0c0c0; }}
+QWidget#questionBody QPushButton:checked:disabled {{ background: #45596a; color: #c0c0c0; }}
 QPushButton#nextButton {{ padding: 6px 22px; font-weight: bold; }}
 QPushButton#nextButton[ready="true"] {{ background: {ACCENT}; border-color: {ACCENT};
     color: white; }}

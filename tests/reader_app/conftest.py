@@ -4,11 +4,10 @@ type, CASES.csv, built with ``studies.create.create_study`` (the store's own pop
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import shutil
 
 import numpy as np
 import pydicom
@@ -300,10 +299,10 @@ def study_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudyMa
             db = folder / "study" / "study.sqlite"
             _populate(protocol_path, cases_csv, db)
             built[key] = db
-        source = built[key].parent
-        destination = target / "study"
+        source = built[key].parent.parent  # protocol, CASES.csv, src/ and study/
+        destination = target / "source"
         shutil.copytree(source, destination)
-        return destination / built[key].name
+        return destination / "study" / built[key].name
 
     yield make
 
