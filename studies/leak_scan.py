@@ -71,6 +71,9 @@ COMPARED_ATTRIBUTES = (
 )
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+#: Written by :func:`studies.deidentify.blind_series` with random opaque ids (e.g. ``s-3a12f0``):
+#: not scanned, as random hex could spell a short arm code by chance.
+OPAQUE_ID_ATTRIBUTES = frozenset({"PatientName", "PatientID", "ClinicalTrialSeriesID"})
 _SPACING_TOLERANCE = 1e-3  # mm
 
 
@@ -196,6 +199,8 @@ def _texts(ds: Dataset, prefix: str = "") -> list[tuple[str, str]]:
         if elem.VR == "SQ":
             for j, item in enumerate(elem.value):
                 found.extend(_texts(item, f"{name}[{j}] > "))
+        elif elem.keyword in OPAQUE_ID_ATTRIBUTES and not prefix:
+            continue
         elif elem.VR in _TEXT_VRS and elem.value not in (None, ""):
             value = elem.value
             if isinstance(value, str | bytes):
@@ -283,6 +288,7 @@ __all__ = [
     "COMPARED_ATTRIBUTES",
     "KEYWORDS_ANY_CASE",
     "KEYWORDS_EXACT_CASE",
+    "OPAQUE_ID_ATTRIBUTES",
     "Leak",
     "scan_for_leaks",
     "text_patterns",

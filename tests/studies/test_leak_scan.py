@@ -154,3 +154,25 @@ def test_several_cases_and_bad_shapes(tmp_path: Path, knee_protocol: Protocol):
     assert [(x.case, x.kind) for x in leaks] == [("2", "slice count")]
     with pytest.raises(StudyError, match="different numbers of cases"):
         scan_for_leaks({"conventional": [c1[0], c2[0]], "dl": [c1[1]]}, knee_protocol)
+
+
+def test_opaque_ids_do_not_trip_short_arm_codes(tmp_path: Path, knee_protocol: Protocol):
+    protocol = knee_protocol.model_copy(
+        update={
+            "arms": [
+                a.model_copy(update={"code": c})
+                for a, c in zip(knee_protocol.arms, "ab", strict=True)
+            ]
+        }
+    )
+    conv, dl = blinded_pair(tmp_path)
+    datasets = blind_then_set(dl, "ClinicalTrialSeriesID", "s-3a12b4")
+    for ds in datasets:
+        ds.PatientID = ds.PatientName = "p-9b0a1"
+    assert scan_for_leaks({"a": [conv], "b": [datasets]}, protocol) == []
+    datasets = blind_then_set(dl, "SequenceName", "tse 3b4")
+    leaks = scan_for_leaks({"a": [conv], "b": [datasets]}, protocol)
+    assert [(x.kind, x.tag.split()[-1]) for x in leaks] == [
+        ("arm code", "SequenceName"),
+        ("header difference", "SequenceName"),
+    ]
