@@ -1,0 +1,471 @@
+"""Tables out of a study: answers (tidy long), truth, assignments, the unblinding key, events and
+list-mode MRMC input; :func:`write_csv` writes any of them atomically.
+
+The answers table is blinded by default: ``case`` and ``subject`` are opaque ids, there is no
+``arm`` column and a preference keeps the side the reader chose. ``unblinded=True`` gives the
+study's own ids, the arm of every answer, and preferences mapped to arms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from studies.db.models import (
+    Answer,
+    Arm,
+    Assignment,
+    Case,
+    CaseTruth,
+    Event,
+    ExportRun,
+    Reader,
+    ReadingSession,
+    Series,
+    Subject,
+)
+from studies.errors import StudyError
+from studies.store import Store
+from studies.timing import TimedEvent, active_times
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ANSWER_COLUMNS = (
+    "study",
+    "reader",
+    "session",
+    "position",
+    "case",
+    "subject",
+    "arm",
+    "side",
+    "question",
+    "finding",
+    "value",
+    "label",
+    "first_answered_at",
+    "last_answered_at",
+    "active_ms",
+    "revisions",
+)
+ASSIGNMENT_COLUMNS = (
+    "reader",
+    "session",
+    "position",
+    "case_id",
+    "subject_id",
+    "arm",
+    "side",
+    "is_training",
+    "completed_at",
+    "assignment_id",
+)
+KEY_COLUMNS = ("opaque_id", "kind", "case_id", "subject_id", "arm")
+EVENT_COLUMNS = (
+    "seq",
+    "event_id",
+    "created_at",
+    "reader",
+    "assignment_id",
+    "kind",
+    "payload",
+    "prev_hash",
+    "hash",
+)
+MRMC_COLUMNS = ("reader", "treatment", "case", "truth", "rating")
+
+#: What ``study export --what`` can write.
+EXPORTS = ("answers", "assignments", "key", "events", "mrmc")
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One assignment with everything the exports join onto it."""
+
+    assignment_id: str
+    reader: str
+    reader_order: int
+    session: int
+    position: int
+    case_id: str
+    case_opaque: str
+    subject_id: str
+    subject_opaque: str
+    arm: str | None
+    left_arm: str | None
+    right_arm: str | None
+    is_training: bool
+    completed_at: datetime | None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="milliseconds") if value is not None else None
+
+
+def _assignment_rows(s: Session) -> list[_Row]:
+    arm, left, right = aliased(Arm), aliased(Arm), aliased(Arm)
+    query = (
+        select(
+            Assignment.id,
+            Reader.reader_id,
+            Reader.position,
+            ReadingSession.index,
+            Assignment.position,
+            Case.case_id,
+            Case.opaque_id,
+            Subject.subject_id,
+            Subject.opaque_id,
+            arm.code,
+            left.code,
+            right.code,
+            Assignment.is_training,
+            Assignment.completed_at,
+        )
+        .join(ReadingSession, ReadingSession.id == Assignment.session_pk)
+        .join(Reader, Reader.id == ReadingSession.reader_pk)
+        .join(Case, Case.id == Assignment.case_pk)
+        .join(Subject, Subject.id == Case.subject_pk)
+        .outerjoin(arm, arm.id == Assignment.arm_pk)
+        .outerjoin(left, left.id == Assignment.left_arm_pk)
+        .outerjoin(right, right.id == Assignment.right_arm_pk)
+        .order_by(Reader.position, ReadingSession.index, Assignment.position)
+    )
+    return [_Row(*cast(tuple[Any, ...], row)) for row in s.execute(query)]
+
+
+def _frame(records: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame.from_records(records, columns=list(columns))
+
+
+def answers_frame(
+    store: Store, *, unblinded: bool = False, include_training: bool = False
+) -> pd.DataFrame:
+    """Every current answer, one row each (tidy long format).
+
+    Parameters
+    ----------
+    store
+        The open study.
+    unblinded
+        Use the study's case and subject ids, add the arm, map preferences to arms.
+    include_training
+        Keep the answers to training cases (left out by default).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`ANSWER_COLUMNS` (``arm`` only when unblinded); cleared answers are left
+        out; ``revisions`` counts how often the answer was given or changed.
+    """
+    protocol = store.protocol
+    with store.reading() as s:
+        rows = {r.assignment_id: r for r in _assignment_rows(s)}
+        times = active_times(
+            TimedEvent(*e)
+            for e in s.execute(
+                select(
+                    Event.kind,
+                    Event.created_at,
+                    Event.payload_json,
+                    Event.reader_id,
+                    Event.assignment_id,
+                ).order_by(Event.seq)
+            )
+        )
+        answers = s.execute(select(Answer)).scalars().all()
+    question_order = {q.id: i for i, q in enumerate(protocol.questions)}
+    records: list[dict[str, Any]] = []
+    for answer in answers:
+        row = rows[answer.assignment_pk]
+        if row.is_training and not include_training:
+            continue
+        value = json.loads(answer.value_json)
+        if value is None:
+            continue
+        question = protocol.question(answer.question_id)
+        side = answer.side or None
+        arm = row.arm
+        if side is not None:
+            arm = row.left_arm if side == "left" else row.right_arm
+        if question.type == "preference" and unblinded:
+            value = answer.arm_value or value
+        shown = ";".join(value) if isinstance(value, list) else value
+        records.append(
+            {
+                "study": store.study_title,
+                "reader": row.reader,
+                "session": row.session,
+                "position": row.position,
+                "case": row.case_id if unblinded else row.case_opaque,
+                "subject": row.subject_id if unblinded else row.subject_opaque,
+                "arm": arm,
+                "side": side,
+                "question": answer.question_id,
+                "finding": answer.finding_id or None,
+                "value": shown,
+                "label": question.label_for(value),
+                "first_answered_at": _iso(answer.first_answered_at),
+                "last_answered_at": _iso(answer.last_answered_at),
+                "active_ms": times.get(row.assignment_id, 0),
+                "revisions": answer.revision,
+                "_order": (
+                    row.reader_order,
+                    row.session,
+                    row.position,
+                    question_order.get(answer.question_id, 0),
+                    answer.finding_id,
+                    answer.side,
+                ),
+            }
+        )
+    records.sort(key=lambda r: r.pop("_order"))
+    columns = ANSWER_COLUMNS if unblinded else tuple(c for c in ANSWER_COLUMNS if c != "arm")
+    return _frame(records, columns)
+
+
+def truth_frame(store: Store) -> pd.DataFrame:
+    """The reference standard from CASES.csv: ``case, finding, truth`` (known values only)."""
+    with store.reading() as s:
+        rows = s.execute(
+            select(Case.case_id, CaseTruth.finding_id, CaseTruth.truth)
+            .join(Case, Case.id == CaseTruth.case_pk)
+            .where(CaseTruth.truth.is_not(None))
+            .order_by(Case.case_id, CaseTruth.finding_id)
+        ).all()
+    return _frame(
+        [{"case": c, "finding": f, "truth": t} for c, f, t in rows if t is not None],
+        ("case", "finding", "truth"),
+    )
+
+
+def assignments_frame(store: Store) -> pd.DataFrame:
+    """Who reads what, where (unblinded): one row per shown series (two per paired read)."""
+    with store.reading() as s:
+        rows = _assignment_rows(s)
+    records: list[dict[str, Any]] = []
+    for row in rows:
+        base = {
+            "reader": row.reader,
+            "session": row.session,
+            "position": row.position,
+            "case_id": row.case_id,
+            "subject_id": row.subject_id,
+            "is_training": row.is_training,
+            "completed_at": _iso(row.completed_at),
+            "assignment_id": row.assignment_id,
+        }
+        if row.arm is not None:
+            records.append({**base, "arm": row.arm, "side": None})
+        else:
+            records.append({**base, "arm": row.left_arm, "side": "left"})
+            records.append({**base, "arm": row.right_arm, "side": "right"})
+    return _frame(records, ASSIGNMENT_COLUMNS)
+
+
+def key_frame(store: Store) -> pd.DataFrame:
+    """The unblinding key: every opaque id (series, case, subject) and what it stands for."""
+    with store.reading() as s:
+        series = s.execute(
+            select(Series.opaque_id, Case.case_id, Subject.subject_id, Arm.code)
+            .join(Case, Case.id == Series.case_pk)
+            .join(Subject, Subject.id == Case.subject_pk)
+            .join(Arm, Arm.id == Series.arm_pk)
+            .order_by(Case.case_id, Arm.code)
+        ).all()
+        cases = s.execute(
+            select(Case.opaque_id, Case.case_id, Subject.subject_id)
+            .join(Subject, Subject.id == Case.subject_pk)
+            .order_by(Case.case_id)
+        ).all()
+        subjects = s.execute(
+            select(Subject.opaque_id, Subject.subject_id).order_by(Subject.subject_id)
+        ).all()
+    records: list[dict[str, Any]] = [
+        {"opaque_id": o, "kind": "series", "case_id": c, "subject_id": p, "arm": a}
+        for o, c, p, a in series
+    ]
+    records += [
+        {"opaque_id": o, "kind": "case", "case_id": c, "subject_id": p, "arm": None}
+        for o, c, p in cases
+    ]
+    records += [
+        {"opaque_id": o, "kind": "subject", "case_id": None, "subject_id": p, "arm": None}
+        for o, p in subjects
+    ]
+    return _frame(records, KEY_COLUMNS)
+
+
+def events_frame(store: Store) -> pd.DataFrame:
+    """The event log in chain order, with its hashes (verifiable outside the tool)."""
+    with store.reading() as s:
+        events = s.execute(select(Event).order_by(Event.seq)).scalars().all()
+    return _frame(
+        [
+            {
+                "seq": e.seq,
+                "event_id": e.id,
+                "created_at": e.created_at.isoformat(timespec="microseconds"),
+                "reader": e.reader_id,
+                "assignment_id": e.assignment_id,
+                "kind": e.kind,
+                "payload": e.payload_json,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in events
+        ],
+        EVENT_COLUMNS,
+    )
+
+
+def mrmc_frame(store: Store, finding: str, *, question: str | None = None) -> pd.DataFrame:
+    """List-mode MRMC input for one finding: ``reader,treatment,case,truth,rating``.
+
+    The format MRMCaov, RJafroc and iMRMC read: treatment is the arm code, rating the grade of
+    a per-finding ordinal question (default: the protocol's interchangeability question, else
+    its first per-finding likert question). Training cases and cases without known truth are
+    left out.
+
+    Raises
+    ------
+    StudyError
+        The design is not sequential, the finding or question is unknown, or CASES.csv had no
+        truth for the finding.
+    """
+    protocol = store.protocol
+    if protocol.design != "sequential":
+        raise StudyError(
+            "mrmc export needs the sequential design (each case read on each arm); "
+            f"this study is {protocol.design}"
+        )
+    protocol.finding(finding)
+    if question is None:
+        if protocol.interchangeability is not None:
+            question = protocol.interchangeability.question
+        else:
+            candidates = [
+                q.id for q in protocol.questions if q.scope == "finding" and q.type == "likert"
+            ]
+            if not candidates:
+                raise StudyError("mrmc export needs a per-finding likert question")
+            question = candidates[0]
+    q = protocol.question(question)
+    if finding not in protocol.question_findings(q):
+        raise StudyError(f"question {question!r} is not asked for finding {finding!r}")
+    truth = truth_frame(store)
+    truth = truth[truth["finding"] == finding]
+    if truth.empty:
+        raise StudyError(
+            f"no truth for finding {finding!r}: CASES.csv needs a truth_{finding} column "
+            "with 0/1 values"
+        )
+    known = dict(zip(truth["case"], truth["truth"], strict=True))
+    answers = answers_frame(store, unblinded=True)
+    answers = answers[(answers["question"] == question) & (answers["finding"] == finding)]
+    records = [
+        {
+            "reader": reader,
+            "treatment": arm,
+            "case": case,
+            "truth": int(known[case]),
+            "rating": int(value),
+        }
+        for reader, arm, case, value in zip(
+            answers["reader"], answers["arm"], answers["case"], answers["value"], strict=True
+        )
+        if case in known
+    ]
+    return _frame(records, MRMC_COLUMNS)
+
+
+def write_csv(frame: pd.DataFrame, path: Path | str) -> str:
+    """Write a table as CSV atomically (temporary file, fsync, rename); return its sha256."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise StudyError(f"{path.parent}: folder not found (for {path.name})")
+    text = frame.to_csv(index=False, lineterminator="\n")
+    data = text.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return hashlib.sha256(data).hexdigest()
+
+
+def export(
+    store: Store,
+    what: str,
+    out: Path | str,
+    *,
+    unblinded: bool = False,
+    finding: str | None = None,
+) -> int:
+    """Build one export, write it to ``out`` and log it in the study; return the row count.
+
+    Raises
+    ------
+    StudyError
+        Unknown ``what``; ``mrmc`` without ``finding``; see the frame functions.
+    """
+    if what not in EXPORTS:
+        raise StudyError(f"unknown export {what!r} (expected one of {', '.join(EXPORTS)})")
+    if what == "answers":
+        frame = answers_frame(store, unblinded=unblinded)
+    elif what == "assignments":
+        frame = assignments_frame(store)
+    elif what == "key":
+        frame = key_frame(store)
+    elif what == "events":
+        frame = events_frame(store)
+    else:
+        if finding is None:
+            known = ", ".join(f.id for f in store.protocol.findings) or "none"
+            raise StudyError(f"--what mrmc needs --finding (findings: {known})")
+        frame = mrmc_frame(store, finding)
+    out = Path(out)
+    digest = write_csv(frame, out)
+    with store.writing() as s:
+        s.add(
+            ExportRun(
+                what=what,
+                path=str(out.resolve()),
+                unblinded=unblinded or what in ("assignments", "key", "mrmc"),
+                n_rows=len(frame),
+                sha256=digest,
+                created_at=store.now(),
+            )
+        )
+    return len(frame)
+
+
+__all__ = [
+    "ANSWER_COLUMNS",
+    "EXPORTS",
+    "MRMC_COLUMNS",
+    "answers_frame",
+    "assignments_frame",
+    "events_frame",
+    "export",
+    "key_frame",
+    "mrmc_frame",
+    "truth_frame",
+    "write_csv",
+]
