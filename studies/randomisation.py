@@ -127,16 +127,17 @@ def _balanced(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 def _distinct_order(
     items: list[tuple[str, str | None, str | None, str | None]],
     rng: np.random.Generator,
-    seen: set[tuple[tuple[str, str | None, str | None, str | None], ...]],
+    seen: set[tuple[str, ...]],
 ) -> list[tuple[str, str | None, str | None, str | None]]:
-    """A random order of items that repeats no order in ``seen`` where the items allow."""
+    """A random order of items whose case order repeats none in ``seen`` where possible."""
     order: list[tuple[str, str | None, str | None, str | None]] = []
     possible = math.factorial(len(items)) if len(items) < 20 else math.inf
     for _ in range(_ORDER_REDRAWS):
         order = [items[i] for i in rng.permutation(len(items))]
-        if tuple(order) not in seen or possible <= len(seen):
+        case_order = tuple(item[0] for item in order)
+        if case_order not in seen or possible <= len(seen):
             break
-    seen.add(tuple(order))
+    seen.add(tuple(item[0] for item in order))
     return order
 
 
@@ -162,9 +163,7 @@ def _sequential(
     subject_index = {s: i for i, s in enumerate(subjects)}
 
     planned: list[PlannedAssignment] = []
-    seen: list[set[tuple[tuple[str, str | None, str | None, str | None], ...]]] = [
-        set() for _ in range(k)
-    ]
+    seen: list[set[tuple[str, ...]]] = [set() for _ in range(k)]
     for r, (reader, rng) in enumerate(zip(protocol.readers, reader_rngs, strict=True)):
         for session in range(1, k + 1):
             position = 0
@@ -224,7 +223,7 @@ def _paired(
             other_left[reader] = {c: not left for c, left in base.items()}
 
     planned: list[PlannedAssignment] = []
-    seen: set[tuple[tuple[str, str | None, str | None, str | None], ...]] = set()
+    seen: set[tuple[str, ...]] = set()
     for r, (reader, rng) in enumerate(zip(protocol.readers, reader_rngs, strict=True)):
         position = 0
         for t, case in enumerate(training):
