@@ -205,3 +205,18 @@ def test_unreadable_source_is_named(tmp_path: Path):
             info, tmp_path / "out", opaque_series_id="s", opaque_patient_id="p", uid_map={}
         )
     assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "out").iterdir())
+
+
+def test_original_attributes_sequence_is_removed():
+    # It keeps earlier values of changed attributes: de-identification must not leave them.
+    ds = Dataset()
+    old = Dataset()
+    old.PatientName = "Doe^Jane"
+    item = Dataset()
+    item.ModifiedAttributesSequence = [old]
+    ds.OriginalAttributesSequence = [item]
+    ds.AcquisitionDeviceProcessingDescription = "DL denoise level 3"
+    deidentify_dataset(ds, opaque_patient_id="P1", uid_map={})
+    assert "OriginalAttributesSequence" not in ds
+    assert "AcquisitionDeviceProcessingDescription" not in ds
+    assert "Doe" not in all_text(ds)
