@@ -446,3 +446,37 @@ def test_models_refuse_unknown_fields_in_python_too():
         Question.model_validate({"id": "q", "text": "Q", "type": "boolean", "colour": 1})
     with pytest.raises(ValidationError):
         Protocol.model_validate({"title": "x"})
+
+
+NESTED = """
+[[questions]]
+id = "side"
+text = "Side"
+type = "choice"
+
+[[questions.options]]
+value = "l"
+label = "Left"
+
+[[questions.options]]
+value = "r"
+label = "Right"
+
+[[questions]]
+id = "x"
+text = "X"
+type = "boolean"
+show_if.question = "side"
+show_if.equals = "r"
+"""
+
+
+def test_lines_inside_nested_tables_and_dotted_keys():
+    parse_protocol(BASE + NESTED)
+    duplicate = BASE + NESTED.replace('value = "r"', 'value = "l"')
+    message = error_of(duplicate)
+    assert "questions[3].options[1].value: duplicate option value 'l'" in message
+    assert f"line {line_of(duplicate, 'value = ', 2)}," in message
+    wrong = BASE + NESTED.replace('equals = "r"', 'equals = "z"')
+    message = error_of(wrong)
+    assert f"line {line_of(wrong, 'show_if.equals')}, questions[4].show_if.equals:" in message
