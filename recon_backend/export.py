@@ -29,7 +29,7 @@ from recon_backend.data.fastmri_h5 import Geometry
 from recon_backend.errors import ReconError
 
 #: Neutral text written to every series whatever produced it (blinding).
-SERIES_DESCRIPTION = "MR reconstruction"
+SERIES_DESCRIPTION = "MR series"
 PROTOCOL_NAME = "MR"
 _MAX_PIXEL = 65535
 

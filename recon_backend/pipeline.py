@@ -106,11 +106,13 @@ def run_recon(
     import torch
 
     from recon_backend.data import load_kspace
+    from recon_backend.device import resolve_device
     from recon_backend.evaluate import volume_metrics
     from recon_backend.export import write_series
     from recon_backend.inference import MODEL_METHODS, describe_mask, reconstruct
 
     _check_options(method, accel, center_fraction, mask_type)
+    torch_device = resolve_device(device)
     out_dir = Path(out_dir)
     manifest_path = out_dir / MANIFEST_NAME
     read_manifest(manifest_path)  # a corrupt manifest stops the run before any work
@@ -121,13 +123,12 @@ def run_recon(
     model = None
     model_fields: dict[str, Any] = {"model_file": None, "model_sha256": None, "model_hparams": None}
     if method in MODEL_METHODS:
-        from recon_backend.device import resolve_device
         from recon_backend.models.loading import load_model
 
         chosen = model_path or default_model_path(method)
         if chosen is None:
             raise ReconError(f"--model: method {method} needs a weights file (--model PATH)")
-        model, hparams = load_model(chosen, method, resolve_device(device))  # type: ignore[arg-type]
+        model, hparams = load_model(chosen, method, torch_device)  # type: ignore[arg-type]
         model_fields = {
             "model_file": str(Path(chosen).resolve()),
             "model_sha256": file_sha256(Path(chosen)),
@@ -148,7 +149,7 @@ def run_recon(
             method,
             model=model,
             mask_func=mask_func,
-            device=device,
+            device=torch_device,
             batch_size=batch_size,
             progress=progress,
         )

@@ -77,7 +77,7 @@ def test_uids_fresh_per_series_and_shared_per_input(tmp_path: Path) -> None:
 
 
 def test_nothing_names_method_model_or_input(tmp_path: Path) -> None:
-    secrets = ["varnet", "file_knee_001", "demo_varnet", "cg-sense", "zero-filled", "unet"]
+    secrets = ["varnet", "file_knee_001", "demo", "cg-sense", "zero-filled", "unet", "recon"]
     geometry = replace(make_geometry((2, 1, 40, 16), (20, 16)), sequence={"TR": 1.0})
     info = write_series(
         _images(4, (2, 20, 16)),
