@@ -28,6 +28,7 @@ from scipy import stats
 
 from analysis import resampling
 from analysis.errors import AnalysisError
+from analysis.reads import unique_in_order
 
 FloatArray = npt.NDArray[np.float64]
 Categories = Sequence[float] | npt.NDArray[np.float64]
@@ -471,7 +472,7 @@ def _first_reads(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_arms(reads: pd.DataFrame, arms: Sequence[str]) -> None:
-    present = list(dict.fromkeys(reads["arm"].astype(str)))
+    present = unique_in_order(reads["arm"])
     for arm in arms:
         if arm not in present:
             raise AnalysisError(f"column 'arm': unknown arm {arm!r} (arms: {', '.join(present)})")

@@ -28,6 +28,7 @@ from scipy import stats
 
 from analysis import resampling
 from analysis.errors import AnalysisError
+from analysis.reads import unique_in_order
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -292,7 +293,7 @@ def _vgc_bootstrap_loop(
     Mann-Whitney AUC by comparing all pairs of new and reference ratings.
     """
     frame = _one_finding(reads, reference, new, None)
-    cases = list(dict.fromkeys(frame["case"]))
+    cases = unique_in_order(frame["case"])
     by_case = {case: part for case, part in frame.groupby("case", sort=False)}
     out = np.empty(indices.shape[0])
     for b in range(indices.shape[0]):
@@ -372,11 +373,11 @@ def _one_finding(
     missing = [c for c in ("case", "reader", "arm", "finding", "value") if c not in reads.columns]
     if missing:
         raise AnalysisError(f"reads table: missing column(s) {', '.join(missing)}")
-    arms = list(dict.fromkeys(reads["arm"].astype(str)))
+    arms = unique_in_order(reads["arm"])
     for arm in (reference, new):
         if arm not in arms:
             raise AnalysisError(f"column 'arm': unknown arm {arm!r} (arms: {', '.join(arms)})")
-    findings = list(dict.fromkeys(reads["finding"].astype(str)))
+    findings = unique_in_order(reads["finding"])
     if finding is None:
         if len(findings) != 1:
             raise AnalysisError(
@@ -400,12 +401,12 @@ def _one_finding(
 def _case_histograms(
     frame: pd.DataFrame, reference: str, new: str, scores: FloatArray
 ) -> tuple[FloatArray, FloatArray, list[str]]:
-    cases = list(dict.fromkeys(frame["case"]))
+    cases = unique_in_order(frame["case"])
     case_index = pd.Index(cases)
     histograms = []
     for arm in (reference, new):
         part = frame[frame["arm"] == arm]
-        rows = case_index.get_indexer(part["case"])
+        rows = case_index.get_indexer(pd.Index(part["case"].astype(str)))
         cols = np.searchsorted(scores, part["value"].to_numpy(dtype=float))
         h = np.zeros((len(cases), scores.size))
         np.add.at(h, (rows, cols), 1.0)

@@ -42,6 +42,7 @@ from scipy import stats
 
 from analysis import resampling
 from analysis.errors import AnalysisError
+from analysis.reads import unique_in_order
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -290,12 +291,12 @@ def interchangeability_by_finding(
     is ``p_holm < 0.025`` (the one-sided level matching the two-sided 95% interval).
     """
     _require_columns(reads)
-    findings = list(dict.fromkeys(reads["finding"].astype(str)))
-    if not findings:
+    if reads.empty:
         raise AnalysisError("the reads table is empty: no finding to analyse")
+    names = reads["finding"].astype(str)
     results = [
         excess_disagreement(
-            reads,
+            part,
             reference,
             new,
             finding=name,
@@ -307,7 +308,7 @@ def interchangeability_by_finding(
             measure=measure,
             estimator=estimator,
         )
-        for name in findings
+        for name, part in reads.groupby(names, sort=False)
     ]
     if holm:
         results = holm_adjust(results)
@@ -573,8 +574,8 @@ def same_reader_scores(
         )
     frame = reads.copy()
     frame["read"] = pd.to_numeric(frame["read"], errors="raise").astype(int)
-    cases = tuple(dict.fromkeys(frame["case"].astype(str)))
-    reader_ids = tuple(sorted(dict.fromkeys(frame["reader"].astype(str))))
+    cases = tuple(unique_in_order(frame["case"]))
+    reader_ids = tuple(sorted(unique_in_order(frame["reader"])))
     cube_ref = _read_cube(frame, reference, cases, reader_ids)
     cube_new = _read_cube(frame, new, cases, reader_ids)
     if cube_ref.shape[2] < 2:
@@ -756,7 +757,7 @@ def _finding_frame(
     _require_columns(reads)
     if reads.empty:
         raise AnalysisError("the reads table is empty")
-    arms = list(dict.fromkeys(reads["arm"].astype(str)))
+    arms = unique_in_order(reads["arm"])
     for arm, role in ((reference, "reference"), (new, "new")):
         if arm not in arms:
             raise AnalysisError(
@@ -765,7 +766,7 @@ def _finding_frame(
             )
     if reference == new:
         raise AnalysisError(f"the reference and the new arm are the same arm {reference!r}")
-    findings = list(dict.fromkeys(reads["finding"].astype(str)))
+    findings = unique_in_order(reads["finding"])
     if finding is None:
         if len(findings) > 1:
             raise AnalysisError(
@@ -815,8 +816,8 @@ def _arm_matrices(
             f"case {row['case']!r}, reader {row['reader']!r}, arm {row['arm']!r}: more than one "
             f"value for one read (number repeat reads in column 'read')"
         )
-    cases = tuple(dict.fromkeys(frame["case"]))
-    reader_ids = tuple(sorted(dict.fromkeys(frame["reader"])))
+    cases = tuple(unique_in_order(frame["case"]))
+    reader_ids = tuple(sorted(unique_in_order(frame["reader"])))
     matrices = []
     for arm in (reference, new):
         wide = (
@@ -848,7 +849,7 @@ def _read_cube(
     frame: pd.DataFrame, arm: str, cases: tuple[str, ...], reader_ids: tuple[str, ...]
 ) -> FloatArray:
     part = frame[frame["arm"] == arm]
-    reads = sorted(dict.fromkeys(part["read"]))
+    reads = sorted(int(r) for r in pd.unique(part["read"]))
     index = pd.MultiIndex.from_product([cases, reader_ids, reads])
     series = part.set_index(["case", "reader", "read"])["value"]
     if series.index.duplicated().any():

@@ -51,12 +51,17 @@ class ReadsTable:
     @property
     def arms(self) -> list[str]:
         """Arm codes in order of appearance."""
-        return list(dict.fromkeys(self.reads["arm"]))
+        return unique_in_order(self.reads["arm"])
 
     @property
     def findings(self) -> list[str]:
         """Findings in order of appearance."""
-        return list(dict.fromkeys(self.reads["finding"]))
+        return unique_in_order(self.reads["finding"])
+
+
+def unique_in_order(values: pd.Series) -> list[str]:
+    """Distinct values of a column as strings, in order of first appearance (vectorised)."""
+    return [str(value) for value in pd.unique(values.astype(str))]
 
 
 def reads_from_answers(
@@ -200,7 +205,7 @@ def validate_reads(
             f"{source}: more than one value for one read on {_where(frame, duplicated)}; number "
             f"repeat reads in column 'read'"
         )
-    seen_arms = list(dict.fromkeys(frame["arm"]))
+    seen_arms = unique_in_order(frame["arm"])
     if len(seen_arms) < 2:
         raise AnalysisError(
             f"{source}: column 'arm' holds {len(seen_arms)} arm(s) ({', '.join(seen_arms)}); a "
@@ -212,7 +217,7 @@ def validate_reads(
             f"{source}: column 'reader' holds {n_readers} reader(s); reader agreement and "
             f"interchangeability need at least two"
         )
-    finding_order = {name: i for i, name in enumerate(dict.fromkeys(frame["finding"]))}
+    finding_order = {name: i for i, name in enumerate(unique_in_order(frame["finding"]))}
     frame = frame.sort_values("finding", key=lambda c: c.map(finding_order), kind="stable")
     kept, exclusions = _drop_incomplete(frame)
     if kept.empty:
