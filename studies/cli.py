@@ -1,12 +1,221 @@
-"""``blindreader study ...``: validate, create, status, export, verify, pack, merge (issue 4)."""
+"""``blindreader study ...``: validate, create, status, export, verify, pack, merge (issue 4).
+
+Only typer and the standard library are imported here; the store (SQLAlchemy), pandas and pydicom
+are imported inside the commands so ``blindreader --help`` stays fast. User errors are raised as
+:class:`~studies.errors.StudyError`; the top-level command prints them as one line, exit 1.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from studies.errors import StudyError
+
 study_app = typer.Typer(help="Create and manage blinded reader studies.", no_args_is_help=True)
+
+
+class ExportWhat(StrEnum):
+    """What ``study export`` writes."""
+
+    answers = "answers"
+    assignments = "assignments"
+    key = "key"
+    events = "events"
+    mrmc = "mrmc"
+
+
+DbOption = Annotated[
+    str,
+    typer.Option("--db", help="The study database (SQLite file, or a postgresql+psycopg:// URL)."),
+]
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``study`` command group to the top-level application."""
     app.add_typer(study_app, name="study")
+
+
+@study_app.command("validate")
+def validate(
+    protocol: Annotated[Path, typer.Argument(help="The protocol TOML file.")],
+) -> None:
+    """Check a protocol file and summarise it."""
+    from studies.protocol import load_protocol
+
+    p = load_protocol(protocol)
+    arms = ", ".join(f"{a.code}{' (reference)' if a.reference else ''}" for a in p.arms)
+    typer.echo(f"{protocol}: valid")
+    typer.echo(f"  title:     {p.title}")
+    typer.echo(f"  design:    {p.design}, {p.n_sessions} session(s) per reader")
+    if p.design == "sequential":
+        typer.echo(f"  washout:   {p.washout_days} days")
+    typer.echo(f"  arms:      {arms}")
+    typer.echo(f"  readers:   {', '.join(r.id for r in p.readers)}")
+    typer.echo(f"  findings:  {len(p.findings)}; questions: {len(p.questions)}")
+    typer.echo(f"  seed:      {p.seed}")
+
+
+@study_app.command("create")
+def create(
+    protocol: Annotated[Path, typer.Argument(help="The protocol TOML file.")],
+    cases: Annotated[Path, typer.Option("--cases", help="CASES.csv: one row per case and arm.")],
+    db: Annotated[Path, typer.Option("--db", help="The study database to create (new file).")],
+    allow_leak: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-leak",
+            metavar="REASON",
+            help="Create the study although the leak scan found something (the reason is logged).",
+        ),
+    ] = None,
+) -> None:
+    """Copy, de-identify and scan the series, generate and store the assignments (atomic)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from studies.create import create_study
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("creating the study", total=None)
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.update(task, completed=done, total=total, description=message)
+
+        summary = create_study(protocol, cases, db, allow_leak=allow_leak, progress=progress)
+    typer.echo(f"{summary.db_path}: study {summary.title!r} created ({summary.design})")
+    typer.echo(
+        f"  {summary.n_cases} cases, {summary.n_series} series ({summary.n_slices} images) in "
+        f"{summary.images_dir}"
+    )
+    typer.echo(
+        f"  {summary.n_readers} readers, {summary.n_assignments} assignments "
+        f"(seed {summary.seed}, {summary.algorithm_version})"
+    )
+    if summary.n_leaks_allowed:
+        typer.echo(f"  {summary.n_leaks_allowed} leak(s) allowed: {allow_leak}", err=True)
+
+
+@study_app.command("status")
+def status(db: DbOption) -> None:
+    """Progress per reader and session, and which sessions are locked by the washout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from studies.store import Store
+
+    with Store.open(db) as store:
+        table = Table(title=store.study_title)
+        for column in ("reader", "name", "session", "done", "state"):
+            table.add_column(column)
+        for reader in store.readers():
+            for s in store.sessions(reader.reader_id):
+                if s.finished:
+                    state = "finished"
+                elif s.locked and s.not_before is not None:
+                    state = f"locked until {s.not_before.isoformat()}"
+                elif s.locked:
+                    state = f"locked (session {s.index - 1} unfinished)"
+                else:
+                    state = "open"
+                table.add_row(
+                    reader.reader_id, reader.name, str(s.index), f"{s.n_done} / {s.n_total}", state
+                )
+    Console(width=120).print(table)
+
+
+@study_app.command("export")
+def export(
+    db: DbOption,
+    what: Annotated[ExportWhat, typer.Option("--what", help="Which table to write.")],
+    out: Annotated[Path, typer.Option("--out", help="The CSV file to write.")],
+    unblinded: Annotated[
+        bool, typer.Option("--unblinded", help="Answers with case ids and arms.")
+    ] = False,
+    finding: Annotated[
+        str | None, typer.Option("--finding", help="The finding (for --what mrmc).")
+    ] = None,
+) -> None:
+    """Write answers (tidy, blinded by default), assignments, the key, events or MRMC input."""
+    from studies.export import export as write_export
+    from studies.store import Store
+
+    if finding is not None and what is not ExportWhat.mrmc:
+        raise StudyError("--finding applies only to --what mrmc")
+    if unblinded and what is not ExportWhat.answers:
+        raise StudyError("--unblinded applies only to --what answers")
+    with Store.open(db) as store:
+        n = write_export(store, what.value, out, unblinded=unblinded, finding=finding)
+    typer.echo(f"{out}: {n} rows ({what.value}{', unblinded' if unblinded else ''})")
+
+
+@study_app.command("verify")
+def verify(db: DbOption) -> None:
+    """Check the event hash chain and the answer history; exit 1 naming the first problem."""
+    from studies.store import Store
+
+    with Store.open(db) as store:
+        problems = store.verify_events()
+        if problems:
+            for problem in problems[1:]:
+                typer.echo(problem, err=True)
+            raise StudyError(
+                f"{db}: the event log does not verify ({len(problems)} problem(s)); first: "
+                f"{problems[0]}"
+            )
+        with store.reading() as s:
+            from sqlalchemy import func, select
+
+            from studies.db.models import AnswerRevision, Event
+
+            n_events = s.execute(select(func.count()).select_from(Event)).scalar_one()
+            n_revs = s.execute(select(func.count()).select_from(AnswerRevision)).scalar_one()
+    typer.echo(f"{db}: intact ({n_events} events, {n_revs} answer revisions verified)")
+
+
+@study_app.command("pack")
+def pack(
+    db: DbOption,
+    reader: Annotated[str, typer.Option("--reader", help="The reader's id.")],
+    out: Annotated[Path, typer.Option("--out", help="The package folder to create.")],
+) -> None:
+    """Write a self-contained reading package for one reader's workstation."""
+    from studies.package import pack_reader
+
+    summary = pack_reader(db, reader, out)
+    typer.echo(
+        f"{summary.out_dir}: package for reader {summary.reader_id} "
+        f"({summary.n_assignments} assignments, {summary.n_series} series, "
+        f"{summary.n_files} files)"
+    )
+
+
+@study_app.command("merge")
+def merge(
+    db: DbOption,
+    packages: Annotated[list[Path], typer.Argument(help="Returned package folders.")],
+) -> None:
+    """Import answers and events from returned packages (idempotent; conflicts are reported)."""
+    from studies.package import merge_packages
+
+    report = merge_packages(db, packages)
+    for p in report.packages:
+        typer.echo(
+            f"{p.package}: reader {p.reader_id}: {p.n_answers} new answers, {p.n_revisions} "
+            f"revisions, {p.n_completed} completed, {p.n_events} events"
+            + ("" if p.changed else " (nothing new)")
+        )
+        for conflict in p.conflicts:
+            typer.echo(f"  conflict, left unchanged: {conflict}", err=True)
+    if report.conflicts:
+        typer.echo(
+            f"{len(report.conflicts)} conflict(s) left unresolved; the study's answers were kept",
+            err=True,
+        )
