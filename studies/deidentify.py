@@ -198,7 +198,6 @@ def deidentify_dataset(
         Old UID -> new UID; filled as new UIDs are made. Share one map across all series of a
         study so that files of one study/series/frame of reference stay linked.
     """
-    ds.remove_private_tags()
     _clean(ds, uid_map)
     ds.PatientName = opaque_patient_id
     ds.PatientID = opaque_patient_id
@@ -221,6 +220,9 @@ def deidentify_dataset(
 
 def _clean(ds: Dataset, uid_map: MutableMapping[str, str]) -> None:
     for elem in list(ds):
+        if elem.tag.is_private:
+            del ds[elem.tag]
+            continue
         group = elem.tag.group
         if 0x6000 <= group <= 0x60FF or 0x5000 <= group <= 0x50FF or group == 0x4000:
             del ds[elem.tag]  # overlays (may hold annotations), curves, text comments

@@ -54,7 +54,7 @@ def read_header(path: Path) -> Dataset:
         return pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         raise StudyError(f"{path}: not a DICOM file (no DICOM preamble)") from None
-    except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+    except Exception as exc:  # pydicom raises many kinds of errors for broken files
         raise StudyError(f"{path}: cannot read DICOM file ({type(exc).__name__}: {exc})") from None
 
 

@@ -187,6 +187,7 @@ def test_overlays_and_dates_in_sequences_are_removed():
     item = Dataset()
     item.StudyDate = "20240101"
     item.InstitutionName = "Example General Hospital"
+    item.private_block(0x0011, "EXAMPLE", create=True).add_new(0x01, "LO", "Doe^Jane")
     ds.ReferencedStudySequence = []  # removed entirely
     ds.SourceImageSequence = [item]
     deidentify_dataset(ds, opaque_patient_id="P1", uid_map={})
@@ -194,6 +195,7 @@ def test_overlays_and_dates_in_sequences_are_removed():
     assert "ReferencedStudySequence" not in ds
     assert ds.SourceImageSequence[0].StudyDate == ""
     assert "InstitutionName" not in ds.SourceImageSequence[0]
+    assert not any(elem.tag.is_private for elem in ds.SourceImageSequence[0])
 
 
 def test_unreadable_source_is_named(tmp_path: Path):
