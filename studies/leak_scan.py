@@ -159,6 +159,7 @@ def scan_for_leaks(
     if len(names) != n_cases:
         raise StudyError(f"leak scan: {len(names)} case ids for {n_cases} cases")
     patterns = text_patterns(protocol)
+    matched: dict[str, list[tuple[str, str]]] = {}  # text -> (kind, what); slices repeat texts
     leaks: list[Leak] = []
     for i, case in enumerate(names):
         loaded = {arm: _load(entries[i]) for arm, entries in series.items()}
@@ -167,11 +168,12 @@ def scan_for_leaks(
             found: dict[tuple[str, str, str], tuple[str, int]] = {}
             for file, ds in slices:
                 for tag, text in _texts(ds):
-                    for kind, what, pattern in patterns:
-                        if pattern.search(text):
-                            key = (kind, tag, f"{text!r} contains {what!r}")
-                            first, count = found.get(key, (file, 0))
-                            found[key] = (first, count + 1)
+                    if text not in matched:
+                        matched[text] = [(k, w) for k, w, pat in patterns if pat.search(text)]
+                    for kind, what in matched[text]:
+                        key = (kind, tag, f"{text!r} contains {what!r}")
+                        first, count = found.get(key, (file, 0))
+                        found[key] = (first, count + 1)
             for (kind, tag, text), (file, count) in found.items():
                 more = f" (in {count} files)" if count > 1 else ""
                 leaks.append(Leak(kind, file, tag, text + more, case, arm))
