@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.mrmc import MRMCResult, mrmc_from_list
+from analysis.mrmc import MRMCResult, RatingArray, or_analysis, rating_array
 
 READ_COLUMNS: tuple[str, ...] = ("case", "reader", "arm", "finding", "value")
 TRUTH_COLUMNS: tuple[str, ...] = ("case", "finding", "truth")
@@ -160,20 +160,13 @@ def accuracy_table(reads: pd.DataFrame, truth: pd.DataFrame, *, threshold: float
     return pd.DataFrame(rows, columns=list(ACCURACY_COLUMNS))
 
 
-def mrmc_for_finding(
-    reads: pd.DataFrame,
-    truth: pd.DataFrame,
-    finding: str,
-    *,
-    treatments: list[str],
-    fom: str = "auc",
-    threshold: float | None = None,
-) -> MRMCResult:
-    """OR MRMC analysis of one finding, the reading's value being the rating.
+def finding_rating_array(
+    reads: pd.DataFrame, truth: pd.DataFrame, finding: str, *, treatments: list[str]
+) -> RatingArray:
+    """The (arm, reader, case) rating array of one finding over the cases with a truth value.
 
-    ``treatments`` are arm codes; differences are ``treatments[0] - treatments[1]`` etc. Only the
-    listed arms and the cases with a truth value are used; every remaining case must be read by
-    every reader on every listed arm (AnalysisError otherwise).
+    Only the listed arms are used; every remaining case must be read by every reader on every
+    listed arm (AnalysisError otherwise).
     """
     frame, _ = labelled_reads(reads, truth, finding=finding)
     frame = frame[frame["arm"].isin(treatments)]
@@ -188,6 +181,29 @@ def mrmc_for_finding(
             "rating": frame["rating"],
         }
     )
-    return mrmc_from_list(
-        listed, fom=fom, threshold=threshold, treatments=treatments, source=f"finding {finding!r}"
+    return rating_array(listed, source=f"finding {finding!r}", treatments=treatments)
+
+
+def mrmc_for_finding(
+    reads: pd.DataFrame,
+    truth: pd.DataFrame,
+    finding: str,
+    *,
+    treatments: list[str],
+    fom: str = "auc",
+    threshold: float | None = None,
+) -> MRMCResult:
+    """OR MRMC analysis of one finding, the reading's value being the rating.
+
+    ``treatments`` are arm codes; differences are ``treatments[0] - treatments[1]`` etc.
+    See :func:`finding_rating_array` for the cases used.
+    """
+    arr = finding_rating_array(reads, truth, finding, treatments=treatments)
+    return or_analysis(
+        arr.truth,
+        arr.ratings,
+        treatments=arr.treatments,
+        readers=arr.readers,
+        fom=fom,
+        threshold=threshold,
     )

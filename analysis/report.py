@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import html
-import importlib
 import json
 import math
 import os
@@ -274,46 +273,44 @@ def _decision_sentence(
     )
 
 
-def _agreement_matrix(reads: pd.DataFrame, arm: str, threshold: float | None) -> pd.DataFrame:
-    """Reader x reader share of (case, finding) reads on ``arm`` that agree (dichotomised)."""
-    part = reads[reads["arm"] == arm]
-    if "read" in part.columns:
-        part = part[part["read"] == 1]
-    values = part["value"].astype(float)
-    if threshold is not None:
-        values = (values >= threshold).astype(float)
-    wide = part.assign(v=values).pivot_table(
-        index=["case", "finding"], columns="reader", values="v", aggfunc="first"
-    )
-    readers = list(wide.columns)
-    data = wide.to_numpy(dtype=float)  # (items, readers)
-    valid = ~np.isnan(data)
-    same = (data[:, :, None] == data[:, None, :]) & valid[:, :, None] & valid[:, None, :]
-    both = valid[:, :, None] & valid[:, None, :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mat = same.sum(axis=0) / both.sum(axis=0)
-    np.fill_diagonal(mat, np.nan)
-    return pd.DataFrame(mat, index=readers, columns=readers)
+def _pair_agreement(reads: pd.DataFrame, arm: str, threshold: float | None) -> pd.DataFrame:
+    """Reader x reader agreement on ``arm``, averaged over the findings (diagonal blank)."""
+    from analysis.agreement import pair_agreement_matrix
+
+    matrices = [
+        pair_agreement_matrix(reads, arm, arm, finding=str(finding), threshold=threshold)
+        for finding in dict.fromkeys(reads["finding"])
+    ]
+    mean = sum(matrices[1:], matrices[0]) / len(matrices)
+    values = mean.to_numpy(dtype=float).copy()
+    np.fill_diagonal(values, np.nan)
+    return pd.DataFrame(values, index=mean.index, columns=mean.columns)
 
 
 def _agreement(
     protocol: Protocol,
     reads: pd.DataFrame,
-    arms: list[str],
+    comparisons: list[tuple[str, str]],
     out_dir: Path,
     *,
     n_boot: int,
     rng: np.random.Generator,
 ) -> _Section:
-    section = _Section("agreement", "Reader agreement")
+    from analysis.agreement import cohen_kappa_between_arms, fleiss_kappa_by_arm, gwet_by_arm
+
     ic = protocol.interchangeability
-    threshold = None if ic is None else float(ic.threshold)
-    matrices = {arm: _agreement_matrix(reads, arm, threshold) for arm in arms}
+    assert ic is not None
+    section = _Section("agreement", "Reader agreement")
+    threshold = float(ic.threshold)
+    points = protocol.question(ic.question).points
+    grades = list(range(1, points + 1)) if points else None
+    arms = protocol.arm_codes
+    matrices = {arm: _pair_agreement(reads, arm, threshold) for arm in arms}
     section.figures["agreement_heatmaps"] = figures.agreement_heatmaps(
         matrices,
         out_dir / "agreement_heatmaps.png",
         title="Reader-pair agreement on the findings (grade >= threshold), per arm",
-        label="share of reads that agree",
+        label="share of cases that agree (mean over findings)",
     )
     pair_rows = [
         {"arm": arm, "reader_a": a, "reader_b": b, "agreement": float(mat.loc[a, b])}
@@ -321,54 +318,53 @@ def _agreement(
         for i, a in enumerate(mat.index)
         for b in list(mat.columns)[i + 1 :]
     ]
+    present = reads.assign(value=(reads["value"] >= threshold).astype(float))
+    fleiss = fleiss_kappa_by_arm(present, categories=[0.0, 1.0], n_boot=n_boot, rng=rng)
+    ac1 = gwet_by_arm(present, categories=[0.0, 1.0], weights="identity")
+    ac2 = gwet_by_arm(reads, categories=grades, weights="quadratic")
+    coefficients = pd.DataFrame(
+        [r.to_dict() for r in fleiss]
+        + [{**r.to_dict(), "coefficient": "Gwet AC1"} for r in ac1]
+        + [{**r.to_dict(), "coefficient": "Gwet AC2 (quadratic, grades)"} for r in ac2]
+    )
+    cohen = pd.DataFrame(
+        [
+            r.to_dict()
+            for reference, new in comparisons
+            for r in cohen_kappa_between_arms(
+                reads, reference, new, categories=grades, weights="quadratic"
+            )
+        ]
+    )
     section.tables["agreement_reader_pairs"] = pd.DataFrame(pair_rows)
-    data: dict[str, Any] = {"reader_pairs": pair_rows}
-    html_parts = [
+    section.tables["agreement_coefficients"] = coefficients
+    section.tables["agreement_cohen_between_arms"] = cohen
+    section.data = {
+        "reader_pairs": pair_rows,
+        "coefficients": coefficients,
+        "cohen_between_arms": cohen,
+    }
+    section.html = (
         _figure_html(
             section.figures["agreement_heatmaps"],
-            "Reader-pair agreement per arm (share of case x finding reads with the same "
-            "dichotomised grade)",
+            "Reader-pair agreement per arm (share of cases with the same dichotomised grade, "
+            "mean over findings)",
         )
-    ]
-    stats_frame = _agreement_statistics(reads, arms, threshold, n_boot=n_boot, rng=rng)
-    if stats_frame is not None:
-        section.tables["agreement"] = stats_frame
-        data["statistics"] = stats_frame
-        html_parts.append(_table_html(stats_frame))
-    section.data = data
-    section.html = "".join(html_parts)
+        + "<h3>Agreement among the readers of each arm (findings present/absent; AC2 on the "
+        "grades)</h3>"
+        + _table_html(
+            coefficients,
+            ["finding", "arm", "coefficient", "value", "se", "ci_low", "ci_high",
+             "boot_ci_low", "boot_ci_high", "n_cases", "n_readers"],
+        )
+        + "<h3>Each reader with themself between arms (Cohen's kappa, quadratic weights)</h3>"
+        + _table_html(
+            cohen,
+            ["finding", "reader", "first_arm", "second_arm", "kappa", "ci_low", "ci_high",
+             "observed_agreement", "n_cases"],
+        )
+    )  # fmt: skip
     return section
-
-
-def _agreement_statistics(
-    reads: pd.DataFrame,
-    arms: list[str],
-    threshold: float | None,
-    *,
-    n_boot: int,
-    rng: np.random.Generator,
-) -> pd.DataFrame | None:
-    """Kappa and Gwet statistics from :mod:`analysis.agreement` (None while it is absent)."""
-    try:
-        agreement = importlib.import_module("analysis.agreement")
-    except ImportError:
-        return None
-    return _call_agreement(agreement, reads, arms, threshold, n_boot=n_boot, rng=rng)
-
-
-def _call_agreement(
-    module: Any,
-    reads: pd.DataFrame,
-    arms: list[str],
-    threshold: float | None,
-    *,
-    n_boot: int,
-    rng: np.random.Generator,
-) -> pd.DataFrame | None:
-    if not hasattr(module, "agreement_table"):
-        return None
-    result = module.agreement_table(reads, arms=arms, threshold=threshold, n_boot=n_boot, rng=rng)
-    return result if isinstance(result, pd.DataFrame) else pd.DataFrame(_json_ready(result))
 
 
 def _image_quality(
@@ -380,6 +376,12 @@ def _image_quality(
     n_boot: int,
     rng: np.random.Generator,
 ) -> _Section | None:
+    from analysis.image_quality import (
+        preference_by_reader,
+        proportional_odds,
+        vgc,
+        wilcoxon_by_reader,
+    )
     from analysis.reads import reads_from_answers
 
     ic_question = protocol.interchangeability.question if protocol.interchangeability else None
@@ -388,114 +390,113 @@ def _image_quality(
         if q.type == "likert" and q.scope != "finding" and q.id != ic_question
     ]  # fmt: skip
     preference = [q for q in protocol.questions if q.type == "preference"]
+    present = set(answers["question"].astype(str))
+    likert = [q for q in likert if q.id in present]
+    preference = [q for q in preference if q.id in present]
     if not likert and not preference:
         return None
     section = _Section("image_quality", "Image quality")
-    present = set(answers["question"].astype(str))
-    score_tables = []
     exclusions: list[dict[str, str]] = []
-    for q in likert:
-        if q.id not in present:
-            continue
-        table = reads_from_answers(answers, protocol, question=q.id, source="answers")
+    score_tables = [
+        reads_from_answers(answers, protocol, question=q.id, source="answers") for q in likert
+    ]
+    for table in score_tables:
         exclusions += [e.to_dict() for e in table.exclusions]
-        score_tables.append(table.reads.assign(question=q.id))
     data: dict[str, Any] = {"questions": [q.id for q in likert], "exclusions": exclusions}
     html_parts: list[str] = []
+    notes: list[str] = []
     if score_tables:
-        scores = pd.concat(score_tables, ignore_index=True)
-        arms = protocol.arm_codes
+        scores = pd.concat(
+            [t.reads.assign(question=t.reads["finding"]) for t in score_tables], ignore_index=True
+        )
         section.figures["image_quality_scores"] = figures.score_distributions(
-            scores, out_dir / "image_quality_scores.png", arms=arms
+            scores, out_dir / "image_quality_scores.png", arms=protocol.arm_codes
         )
         summary = (
             scores.groupby(["question", "arm"], sort=False)["value"]
             .agg(n="size", mean="mean", median="median")
             .reset_index()
         )
-        section.tables["image_quality_summary"] = summary
-        data["summary"] = summary
-        html_parts.append(
-            _figure_html(section.figures["image_quality_scores"], "Image-quality scores per arm")
-        )
-        html_parts.append("<h3>Scores per arm</h3>" + _table_html(summary))
-        tests = _image_quality_tests(scores, comparisons, n_boot=n_boot, rng=rng)
-        if tests is not None:
-            tables, curves = tests
-            for name, frame in tables.items():
-                section.tables[name] = frame
-                data[name] = frame
-                html_parts.append(f"<h3>{html.escape(name.replace('_', ' '))}</h3>")
-                html_parts.append(_table_html(frame))
-            if curves:
-                section.figures["vgc_curves"] = figures.vgc_curves(
-                    curves, out_dir / "vgc_curves.png"
-                )
-                html_parts.insert(
-                    1,
-                    _figure_html(
-                        section.figures["vgc_curves"],
-                        "Visual grading characteristic curves (new arm against reference)",
-                    ),
-                )
-    pref = _preferences(answers, preference, comparisons)
-    if pref is not None:
-        section.tables["preferences"] = pref
-        data["preferences"] = pref
-        html_parts.append("<h3>Preference</h3>" + _table_html(pref))
+        wilcoxon: list[dict[str, Any]] = []
+        ordinal: list[dict[str, Any]] = []
+        vgc_rows: list[dict[str, Any]] = []
+        curves: list[dict[str, Any]] = []
+        for reference, new in comparisons:
+            for table in score_tables:
+                reads = table.reads
+                name = str(reads["finding"].iloc[0])
+                pair = {"question": name, "reference": reference, "new": new}
+                wilcoxon += [
+                    {**pair, **r.to_dict()} for r in wilcoxon_by_reader(reads, reference, new)
+                ]
+                try:
+                    ordinal.append({**pair, **proportional_odds(reads, reference, new).to_dict()})
+                except AnalysisError as exc:
+                    notes.append(f"proportional odds, {name}: {exc}")
+                v = vgc(reads, reference, new, n_boot=n_boot, rng=rng)
+                vgc_rows.append(
+                    {**pair, "auc": v.auc, "ci_low": v.ci_low, "ci_high": v.ci_high,
+                     "n_cases": v.n_cases, "n_boot": v.n_boot}
+                )  # fmt: skip
+                curves.append(
+                    {"question": f"{name} ({new})" if len(comparisons) > 1 else name,
+                     "x": v.curve_x, "y": v.curve_y, "auc": v.auc, "ci_low": v.ci_low,
+                     "ci_high": v.ci_high}
+                )  # fmt: skip
+        tables = {
+            "image_quality_summary": summary,
+            "image_quality_wilcoxon": pd.DataFrame(wilcoxon),
+            "image_quality_ordinal": pd.DataFrame(ordinal),
+            "image_quality_vgc": pd.DataFrame(vgc_rows),
+        }
+        section.tables.update(tables)
+        data.update({"summary": summary, "wilcoxon": wilcoxon, "ordinal": ordinal})
+        data["vgc"] = [{**row, "curve": c} for row, c in zip(vgc_rows, curves, strict=True)]
+        section.figures["vgc_curves"] = figures.vgc_curves(curves, out_dir / "vgc_curves.png")
+        html_parts += [
+            _figure_html(section.figures["image_quality_scores"], "Image-quality scores per arm"),
+            _figure_html(
+                section.figures["vgc_curves"],
+                "Visual grading characteristic curves, new arm against reference (AUC > 0.5: "
+                "the new arm is rated higher)",
+            ),
+            "<h3>Scores per arm</h3>" + _table_html(summary),
+            "<h3>VGC AUC (case-bootstrap 95% CI)</h3>" + _table_html(tables["image_quality_vgc"]),
+            "<h3>Proportional odds (odds ratio of a higher score on the new arm, "
+            "case-clustered SE)</h3>"
+            + _table_html(
+                tables["image_quality_ordinal"],
+                ["question", "new", "reference", "odds_ratio", "or_ci_low", "or_ci_high",
+                 "p_value", "n_reads", "n_cases"],
+            ),
+            "<h3>Wilcoxon signed-rank per reader (Pratt), new minus reference</h3>"
+            + _table_html(
+                tables["image_quality_wilcoxon"],
+                ["question", "reader", "new", "reference", "n_cases", "n_better", "n_worse",
+                 "n_tied", "mean_difference", "p_value"],
+            ),
+        ]  # fmt: skip
+    pref_rows: list[dict[str, Any]] = []
+    choices = [*protocol.arm_codes, "equal"]
+    for q in preference:
+        part = answers[answers["question"].astype(str) == q.id].dropna(subset=["value"])
+        if protocol.training_cases:
+            part = part[~part["case"].astype(str).isin(protocol.training_cases)]
+        pref_rows += [
+            {"question": q.id, **r.to_dict()}
+            for r in preference_by_reader(part.assign(value=part["value"].astype(str)), choices)
+        ]
+    if pref_rows:
+        prefs = pd.DataFrame(pref_rows)
+        section.tables["preferences"] = prefs
+        data["preferences"] = pref_rows
+        overall = prefs[prefs["reader"].isna()]
+        html_parts.append("<h3>Preference (all readers; Wilson 95% CI)</h3>" + _table_html(overall))
+    section.notes = notes
+    html_parts += [f"<p><em>{html.escape(n)}</em></p>" for n in notes]
     section.data = data
     section.html = "".join(html_parts)
     return section
-
-
-def _image_quality_tests(
-    scores: pd.DataFrame,
-    comparisons: list[tuple[str, str]],
-    *,
-    n_boot: int,
-    rng: np.random.Generator,
-) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]] | None:
-    """Wilcoxon / proportional odds / VGC from :mod:`analysis.image_quality` (None if absent)."""
-    try:
-        image_quality = importlib.import_module("analysis.image_quality")
-    except ImportError:
-        return None
-    if not hasattr(image_quality, "image_quality_tables"):
-        return None
-    result: tuple[dict[str, pd.DataFrame], list[dict[str, Any]]] = (
-        image_quality.image_quality_tables(scores, comparisons, n_boot=n_boot, rng=rng)
-    )
-    return result
-
-
-def _preferences(
-    answers: pd.DataFrame, questions: Sequence[Any], comparisons: list[tuple[str, str]]
-) -> pd.DataFrame | None:
-    """Share of reads preferring each arm (or equal), Wilson 95% CIs, per preference question."""
-    from analysis.accuracy import wilson_interval
-
-    rows = []
-    for q in questions:
-        values = answers.loc[answers["question"].astype(str) == q.id, "value"].dropna().astype(str)
-        if values.empty:
-            continue
-        n = len(values)
-        options = [a for pair in comparisons for a in pair]
-        for option in [*dict.fromkeys(options), "equal"]:
-            k = int((values == option).sum())
-            low, high = wilson_interval(k, n)
-            rows.append(
-                {
-                    "question": q.id,
-                    "choice": option,
-                    "n": k,
-                    "of": n,
-                    "share": k / n,
-                    "ci_low": low,
-                    "ci_high": high,
-                }
-            )
-    return pd.DataFrame(rows) if rows else None
 
 
 def _accuracy(
@@ -504,7 +505,8 @@ def _accuracy(
     truth: pd.DataFrame,
     comparisons: list[tuple[str, str]],
 ) -> _Section | None:
-    from analysis.accuracy import accuracy_table, mrmc_for_finding
+    from analysis.accuracy import accuracy_table, finding_rating_array
+    from analysis.mrmc import or_analysis
 
     ic = protocol.interchangeability
     if ic is None or truth.empty or truth["truth"].dropna().empty:
@@ -517,52 +519,38 @@ def _accuracy(
     mrmc_json: list[dict[str, Any]] = []
     for reference, new in comparisons:
         for finding in dict.fromkeys(reads["finding"]):
+            where = {"finding": finding, "new": new, "reference": reference}
+            try:
+                arr = finding_rating_array(reads, truth, str(finding), treatments=[new, reference])
+            except AnalysisError as exc:
+                mrmc_json.append({**where, "fom": "all", "error": str(exc)})
+                continue
             for fom in ("auc", "sensitivity", "specificity"):
                 try:
-                    res = mrmc_for_finding(
-                        reads,
-                        truth,
-                        str(finding),
-                        treatments=[new, reference],
+                    res = or_analysis(
+                        arr.truth,
+                        arr.ratings,
+                        treatments=arr.treatments,
+                        readers=arr.readers,
                         fom=fom,
                         threshold=None if fom == "auc" else threshold,
                     )
                 except AnalysisError as exc:
-                    mrmc_json.append(
-                        {
-                            "finding": finding,
-                            "new": new,
-                            "reference": reference,
-                            "fom": fom,
-                            "error": str(exc),
-                        }
-                    )
+                    mrmc_json.append({**where, "fom": fom, "error": str(exc)})
                     continue
-                d = res.to_dict()
-                mrmc_json.append({"finding": finding, "new": new, "reference": reference, **d})
+                mrmc_json.append({**where, **res.to_dict()})
                 means = res.treatment_means
                 for test in (res.rrrc, res.frrc, res.rrfc):
                     diff = test.differences[0]
                     mrmc_rows.append(
                         {
-                            "finding": finding,
-                            "new": new,
-                            "reference": reference,
-                            "fom": fom,
-                            "analysis": test.name,
-                            "fom_new": means[new],
-                            "fom_reference": means[reference],
-                            "difference": diff.estimate,
-                            "se": diff.se,
-                            "ci_low": diff.ci_low,
-                            "ci_high": diff.ci_high,
-                            "statistic": test.statistic_name,
-                            "value": test.statistic,
-                            "ndf": test.ndf,
-                            "ddf": test.ddf,
-                            "p": test.p,
+                            **where, "fom": fom, "analysis": test.name, "fom_new": means[new],
+                            "fom_reference": means[reference], "difference": diff.estimate,
+                            "se": diff.se, "ci_low": diff.ci_low, "ci_high": diff.ci_high,
+                            "statistic": test.statistic_name, "value": test.statistic,
+                            "ndf": test.ndf, "ddf": test.ddf, "p": test.p,
                         }
-                    )
+                    )  # fmt: skip
     mrmc_frame = pd.DataFrame(mrmc_rows)
     section.tables["mrmc"] = mrmc_frame
     section.data = {"threshold": threshold, "per_reader": table, "mrmc": mrmc_json}
@@ -734,9 +722,7 @@ def build_report(
         sections.append(iq)
     progress(3, total, "agreement")
     if reads is not None:
-        sections.append(
-            _agreement(protocol, reads, protocol.arm_codes, out_dir, n_boot=n_boot, rng=rng)
-        )
+        sections.append(_agreement(protocol, reads, comparisons, out_dir, n_boot=n_boot, rng=rng))
     progress(4, total, "accuracy")
     has_truth = False
     if reads is not None and truth is not None and not truth.empty:

@@ -13,10 +13,61 @@ import pytest
 from analysis.errors import AnalysisError
 from analysis.report import build_report
 from analysis.simulated_study import SIMULATED_NOTE, simulate_answers
-from studies.protocol import Protocol, load_protocol
+from studies.protocol import Protocol, load_protocol, parse_protocol
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOCOLS = REPO / "studies" / "protocols"
+
+
+SMALL = """
+title = "Small study"
+design = "sequential"
+seed = 1
+[[arms]]
+code = "conventional"
+description = "Conventional"
+reference = true
+[[arms]]
+code = "dl"
+description = "Deep learning"
+[[readers]]
+id = "R1"
+name = "One"
+[[readers]]
+id = "R2"
+name = "Two"
+[[readers]]
+id = "R3"
+name = "Three"
+[[findings]]
+id = "acl"
+label = "ACL tear"
+[[findings]]
+id = "mcl"
+label = "MCL tear"
+[[questions]]
+id = "likelihood"
+text = "Present?"
+type = "likert"
+scope = "finding"
+points = 4
+labels = ["absent", "probably absent", "probably present", "present"]
+[[questions]]
+id = "quality_overall"
+text = "Quality"
+type = "likert"
+points = 4
+labels = ["poor", "fair", "good", "excellent"]
+[interchangeability]
+question = "likelihood"
+margin = 0.05
+threshold = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def small() -> Protocol:
+    return parse_protocol(SMALL, "small.toml")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +77,7 @@ def knee() -> Protocol:
 
 @pytest.fixture(scope="module")
 def knee_report(knee: Protocol, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    study = simulate_answers(knee, 40, np.random.default_rng(5))
+    study = simulate_answers(knee, 30, np.random.default_rng(5))
     out = tmp_path_factory.mktemp("report")
     calls: list[tuple[int, int, str]] = []
     results = build_report(
@@ -34,7 +85,7 @@ def knee_report(knee: Protocol, tmp_path_factory: pytest.TempPathFactory) -> tup
         knee,
         study.truth,
         out,
-        n_boot=200,
+        n_boot=100,
         seed=1,
         simulated_note=SIMULATED_NOTE,
         progress=lambda d, t, m: calls.append((d, t, m)),
@@ -71,7 +122,7 @@ def test_results_json_keys_and_simulated_note_first(knee_report: tuple[Path, dic
     text = (out / "results.json").read_text()
     on_disk = json.loads(text)
     assert on_disk == results
-    assert list(on_disk)[0] == "simulated_note"
+    assert next(iter(on_disk)) == "simulated_note"
     assert text.splitlines()[1].strip().startswith('"simulated_note": "SIMULATED DATA')
     assert {
         "study",
@@ -84,7 +135,7 @@ def test_results_json_keys_and_simulated_note_first(knee_report: tuple[Path, dic
     } <= set(on_disk)
     study = on_disk["study"]
     assert (study["reference_arm"], study["new_arms"]) == ("conventional", ["dl"])
-    assert (study["n_cases"], study["n_readers"]) == (40, 6)
+    assert (study["n_cases"], study["n_readers"]) == (30, 6)
     rows = on_disk["interchangeability"]["fixed_readers"]
     assert len(rows) == 10
     assert {
@@ -117,13 +168,13 @@ def test_html_is_self_contained_with_figures_and_note_first(knee_report: tuple[P
         assert ("is interchangeable with" in sentence) or ("is not shown" in sentence)
 
 
-def test_interchangeable_arms_are_declared_so(knee: Protocol, tmp_path: Path) -> None:
-    study = simulate_answers(knee, 60, np.random.default_rng(2), extra_noise=0.0)
+def test_interchangeable_arms_are_declared_so(small: Protocol, tmp_path: Path) -> None:
+    study = simulate_answers(small, 30, np.random.default_rng(2), extra_noise=0.0)
     answers = study.answers
     # the new arm repeats the reference reads exactly: zero excess disagreement everywhere
     ref = answers[answers["arm"] == "conventional"]
     answers = pd.concat([ref, ref.assign(arm="dl")], ignore_index=True)
-    results = build_report(answers, knee, None, tmp_path, n_boot=50)
+    results = build_report(answers, small, None, tmp_path, n_boot=50)
     rows = results["interchangeability"]["fixed_readers"]
     assert all(r["excess_disagreement"] == 0 for r in rows)
     assert all(r["interchangeable"] for r in rows)
@@ -132,11 +183,11 @@ def test_interchangeable_arms_are_declared_so(knee: Protocol, tmp_path: Path) ->
     assert not (tmp_path / "report.html").read_text().startswith("<!--")
 
 
-def test_exclusions_are_reported(knee: Protocol, tmp_path: Path) -> None:
-    study = simulate_answers(knee, 20, np.random.default_rng(3))
+def test_exclusions_are_reported(small: Protocol, tmp_path: Path) -> None:
+    study = simulate_answers(small, 20, np.random.default_rng(3))
     answers = study.answers
     drop = (answers["case"] == "case0003") & (answers["arm"] == "dl")
-    results = build_report(answers[~drop], knee, study.truth, tmp_path, n_boot=50)
+    results = build_report(answers[~drop], small, study.truth, tmp_path, n_boot=50)
     excluded = results["study"]["exclusions"]
     assert {e["case"] for e in excluded} >= {"case0003"}
     assert (tmp_path / "exclusions.csv").is_file()
@@ -149,9 +200,13 @@ def test_paired_protocol_reports_image_quality_and_preference(tmp_path: Path) ->
     study = simulate_answers(protocol, 30, np.random.default_rng(4))
     results = build_report(study.answers, protocol, None, tmp_path, n_boot=50)
     assert "interchangeability" not in results
-    prefs = results["image_quality"]["preferences"]
+    prefs = [p for p in results["image_quality"]["preferences"] if p["reader"] is None]
     assert {p["choice"] for p in prefs} == {"conventional", "dl", "equal"}
-    assert sum(p["n"] for p in prefs) == 3 * 30
+    assert sum(p["count"] for p in prefs) == 3 * 30
+    assert {"image_quality_vgc.csv", "image_quality_ordinal.csv", "preferences.csv"} <= set(
+        results["files"]["tables"]
+    )
+    assert "vgc_curves.png" in results["files"]["figures"]
     assert (tmp_path / "report.html").is_file()
 
 
