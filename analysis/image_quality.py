@@ -193,7 +193,7 @@ def proportional_odds(
         exog = pd.concat([exog, dummies.reset_index(drop=True)], axis=1)
     endog = np.searchsorted(levels, frame["value"].to_numpy(dtype=float))
     groups = pd.factorize(frame["case"])[0]
-    model = OrderedModel(endog, exog, distr="logit")
+    model = OrderedModel(endog, exog, distr=_fast_logistic())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = model.fit(
@@ -225,6 +225,31 @@ def proportional_odds(
         reader_effects=reader_effects,
         converged=bool(fit.mle_retvals.get("converged", True)),
     )
+
+
+def _fast_logistic() -> stats.rv_continuous:
+    """The logistic distribution with closed-form cdf/pdf/ppf for ``OrderedModel``.
+
+    Same numbers as ``distr="logit"`` (scipy's generic ``stats.logistic``), about three times
+    faster: the model's numerical derivatives call the cdf thousands of times.
+    """
+    from scipy.special import expit, logit
+
+    class FastLogistic(stats.rv_continuous):  # type: ignore[misc]
+        def cdf(self, x: FloatArray, *args: object, **kwds: object) -> FloatArray:
+            result: FloatArray = expit(x)
+            return result
+
+        def pdf(self, x: FloatArray, *args: object, **kwds: object) -> FloatArray:
+            p = expit(x)
+            result: FloatArray = p * (1.0 - p)
+            return result
+
+        def ppf(self, q: FloatArray, *args: object, **kwds: object) -> FloatArray:
+            result: FloatArray = logit(q)
+            return result
+
+    return FastLogistic(name="logistic")
 
 
 # ---- VGC --------------------------------------------------------------------------------------

@@ -77,6 +77,23 @@ def test_proportional_odds_finds_the_direction_and_is_antisymmetric():
     assert swapped.se == pytest.approx(result.se, rel=1e-2)
 
 
+def test_proportional_odds_fast_logistic_equals_statsmodels_logit():
+    from statsmodels.miscmodels.ordinal_model import OrderedModel
+
+    rng = np.random.default_rng(2)
+    ref, new = _ordinal_study(rng, effect=0.5, n_cases=50, n_readers=2)
+    reads = _reads(ref, new)
+    ours = proportional_odds(reads, "conv", "dl", reader_effects=False)
+    endog = np.searchsorted(np.unique(reads["value"]), reads["value"])
+    exog = pd.DataFrame({"new": (reads["arm"] == "dl").astype(float)})
+    fit = OrderedModel(endog, exog, distr="logit").fit(
+        method="bfgs", disp=False, maxiter=500, cov_type="cluster",
+        cov_kwds={"groups": pd.factorize(reads["case"])[0]},
+    )  # fmt: skip
+    assert ours.log_odds_ratio == pytest.approx(float(fit.params["new"]), abs=1e-8)
+    assert ours.se == pytest.approx(float(fit.bse["new"]), rel=1e-6)
+
+
 def test_proportional_odds_cluster_errors_differ_from_naive():
     # Ten copies of each case's reads: the case-clustered SE must not shrink like sqrt(10).
     rng = np.random.default_rng(1)
