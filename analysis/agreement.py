@@ -28,7 +28,7 @@ from scipy import stats
 
 from analysis import resampling
 from analysis.errors import AnalysisError
-from analysis.reads import unique_in_order
+from analysis.reads import first_reads, unique_in_order
 
 FloatArray = npt.NDArray[np.float64]
 Categories = Sequence[float] | npt.NDArray[np.float64]
@@ -305,15 +305,17 @@ def cohen_kappa_between_arms(
     results: list[KappaResult] = []
     for finding, part in _by_finding(reads):
         cats = _categories(part, categories, finding)
-        first = _first_reads(part[part["arm"] == first_arm])
-        second = _first_reads(part[part["arm"] == second_arm])
-        for reader in sorted(set(first["reader"]) & set(second["reader"])):
-            a = first[first["reader"] == reader].set_index("case")["value"]
-            b = second[second["reader"] == reader].set_index("case")["value"]
-            paired = pd.concat([a, b], axis=1, join="inner", keys=["a", "b"])
-            if len(paired) < 2:
+        part = first_reads(part[part["arm"].isin([first_arm, second_arm])])
+        wide = part.pivot(index="case", columns=["arm", "reader"], values="value")
+        if first_arm not in wide or second_arm not in wide:
+            continue
+        for reader in sorted(set(wide[first_arm].columns) & set(wide[second_arm].columns)):
+            a = wide[first_arm][reader].to_numpy(dtype=float)
+            b = wide[second_arm][reader].to_numpy(dtype=float)
+            both = ~np.isnan(a) & ~np.isnan(b)
+            if int(both.sum()) < 2:
                 continue
-            table = square_table(paired["a"].to_numpy(), paired["b"].to_numpy(), cats)
+            table = square_table(a[both], b[both], cats)
             kwargs = {} if weights == "identity" else {"wt": weights}
             fit = cohens_kappa(table, **kwargs)
             kappa, se = float(fit.kappa), float(fit.std_kappa)
@@ -327,7 +329,7 @@ def cohen_kappa_between_arms(
                     se=se,
                     ci_low=kappa - _z975() * se,
                     ci_high=min(1.0, kappa + _z975() * se),
-                    n_cases=len(paired),
+                    n_cases=int(both.sum()),
                     weights=weights,
                     observed_agreement=float(np.trace(table) / table.sum()),
                 )
@@ -376,10 +378,10 @@ def pair_agreement_matrix(
     arms the diagonal is each reader's agreement with themself. ``threshold`` dichotomises.
     """
     _check_arms(reads, (row_arm, column_arm))
-    part = _first_reads(reads[reads["finding"].astype(str) == finding])
+    part = first_reads(reads[reads["finding"].astype(str) == finding])
     if part.empty:
         raise AnalysisError(f"column 'finding': no reads of finding {finding!r}")
-    wide = part.pivot_table(index="case", columns=["arm", "reader"], values="value")
+    wide = part.pivot(index="case", columns=["arm", "reader"], values="value")
     rows, cols = wide[row_arm], wide[column_arm]
     cases = rows.dropna().index.intersection(cols.dropna().index)
     a, b = rows.loc[cases].to_numpy(), cols.loc[cases].to_numpy()
@@ -463,14 +465,6 @@ def _by_finding(reads: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(str(name), part) for name, part in frame.groupby("finding", sort=False)]
 
 
-def _first_reads(part: pd.DataFrame) -> pd.DataFrame:
-    if "read" in part.columns:
-        part = part[
-            part["read"] == part.groupby(["case", "reader", "arm"])["read"].transform("min")
-        ]
-    return part
-
-
 def _check_arms(reads: pd.DataFrame, arms: Sequence[str]) -> None:
     present = unique_in_order(reads["arm"])
     for arm in arms:
@@ -484,7 +478,7 @@ def _arm_matrices(
     out = []
     for finding, part in _by_finding(reads):
         cats = _categories(part, categories, finding)
-        part = _first_reads(part)
+        part = first_reads(part)
         for arm, arm_part in part.groupby("arm", sort=False):
             wide = arm_part.pivot(index="case", columns="reader", values="value")
             out.append((finding, str(arm), wide.to_numpy(dtype=float), cats))

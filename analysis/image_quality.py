@@ -28,7 +28,7 @@ from scipy import stats
 
 from analysis import resampling
 from analysis.errors import AnalysisError
-from analysis.reads import unique_in_order
+from analysis.reads import first_reads, unique_in_order
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -413,9 +413,7 @@ def _one_finding(
     if finding not in findings:
         raise AnalysisError(f"column 'finding': unknown finding {finding!r}")
     frame = reads[(reads["finding"].astype(str) == finding) & reads["arm"].isin([reference, new])]
-    if "read" in frame.columns:
-        first = frame.groupby(["case", "reader", "arm"])["read"].transform("min")
-        frame = frame[frame["read"] == first]
+    frame = first_reads(frame)
     values = pd.to_numeric(frame["value"], errors="coerce")
     if values.isna().any():
         bad = frame["value"][values.isna()].iloc[0]

@@ -42,7 +42,7 @@ from scipy import stats
 
 from analysis import resampling
 from analysis.errors import AnalysisError
-from analysis.reads import unique_in_order
+from analysis.reads import first_reads, unique_in_order
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -343,7 +343,7 @@ def pair_scores(
     :class:`AnalysisError` when fewer than two readers read the reference arm, when no reader
     pair links the new arm to the reference, or when a reader read some but not all cases of an arm.
     """
-    frame = _first_reads(reads)
+    frame = first_reads(reads)
     cases, reader_ids, ref, nov = _arm_matrices(frame, reference, new)
     return pair_scores_from_arrays(
         ref,
@@ -521,7 +521,7 @@ def _bootstrap_loop(
     pairs, skipping pairs of copies of the same reader. Gives the same numbers as
     :func:`case_bootstrap` / :func:`two_way_bootstrap` for the same draws.
     """
-    frame = _first_reads(reads)
+    frame = first_reads(reads)
     _, reader_ids, ref, nov = _arm_matrices(frame, reference, new)
     ref_v, new_v = _transform(ref, threshold, measure), _transform(nov, threshold, measure)
     n_readers = len(reader_ids)
@@ -794,16 +794,6 @@ def _finding_frame(
         value=values.astype(float),
     )
     return out[out["arm"].isin([reference, new])]
-
-
-def _first_reads(frame: pd.DataFrame) -> pd.DataFrame:
-    if "read" not in frame.columns:
-        return frame
-    read = pd.to_numeric(frame["read"], errors="coerce")
-    if read.isna().any():
-        raise AnalysisError("column 'read': every read number must be an integer (1, 2, ...)")
-    first = read.groupby([frame["case"], frame["reader"], frame["arm"]]).transform("min")
-    return frame[read == first]
 
 
 def _arm_matrices(

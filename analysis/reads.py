@@ -229,25 +229,48 @@ def validate_reads(
 
 def _drop_incomplete(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Exclusion]]:
     """Per finding, drop the cases missing a (reader, arm) read that other cases have."""
+    combos = frame[["finding", "reader", "arm"]].drop_duplicates()
+    expected = combos.groupby("finding", sort=False).size()
+    present = (
+        frame[["finding", "case", "reader", "arm"]]
+        .drop_duplicates()
+        .groupby(["finding", "case"], sort=False)
+        .size()
+    )
+    needed = expected.reindex(present.index.get_level_values("finding")).to_numpy()
+    short = present.index[present.to_numpy() < needed]
+    if len(short) == 0:
+        return frame, []
     exclusions: list[Exclusion] = []
-    keep = pd.Series(True, index=frame.index)
-    for finding, part in frame.groupby("finding", sort=False):
-        expected = set(zip(part["reader"], part["arm"], strict=True))
-        arms = sorted({arm for _, arm in expected})
-        for case, rows in part.groupby("case", sort=False):
-            present = set(zip(rows["reader"], rows["arm"], strict=True))
-            missing = expected - present
-            if not missing:
-                continue
-            missing_arms = [arm for arm in arms if arm not in set(rows["arm"])]
-            if missing_arms:
-                reason = f"not read on arm(s) {', '.join(missing_arms)}"
-            else:
-                pairs = ", ".join(f"{reader} on {arm}" for reader, arm in sorted(missing))
-                reason = f"missing read(s): {pairs}"
-            exclusions.append(Exclusion(case=str(case), finding=str(finding), reason=reason))
-            keep[rows.index] = False
-    return frame[keep], exclusions
+    for finding, case in short:
+        part = combos[combos["finding"] == finding]
+        rows = frame[(frame["finding"] == finding) & (frame["case"] == case)]
+        missing = set(zip(part["reader"], part["arm"], strict=True)) - set(
+            zip(rows["reader"], rows["arm"], strict=True)
+        )
+        missing_arms = sorted(set(part["arm"]) - set(rows["arm"]))
+        if missing_arms:
+            reason = f"not read on arm(s) {', '.join(missing_arms)}"
+        else:
+            pairs = ", ".join(f"{reader} on {arm}" for reader, arm in sorted(missing))
+            reason = f"missing read(s): {pairs}"
+        exclusions.append(Exclusion(case=str(case), finding=str(finding), reason=reason))
+    keys = pd.MultiIndex.from_frame(frame[["finding", "case"]])
+    return frame[~keys.isin(short)], exclusions
+
+
+def first_reads(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep the first read (smallest ``read``) of every case, reader and arm (and finding)."""
+    if "read" not in frame.columns or frame.empty:
+        return frame
+    read = pd.to_numeric(frame["read"], errors="coerce")
+    if read.isna().any():
+        raise AnalysisError("column 'read': every read number must be an integer (1, 2, ...)")
+    if read.min() == read.max():
+        return frame
+    keys = [c for c in ("case", "reader", "arm", "finding") if c in frame.columns]
+    first = read.groupby([frame[c] for c in keys]).transform("min")
+    return frame[read == first]
 
 
 def _numeric_values(frame: pd.DataFrame, source: str) -> pd.Series:
