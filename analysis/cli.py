@@ -157,3 +157,67 @@ def interchangeability_command(
         typer.echo(
             f"excluded: case {exclusion.case}, finding {exclusion.finding}: {exclusion.reason}"
         )
+
+
+@analyze_app.command("report")
+def report_command(
+    db: str | None = typer.Option(
+        None, "--db", help="Study database (SQLite file or postgresql+psycopg:// URL)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for results.json, CSVs, PNGs, report.html."
+    ),
+    answers: Path | None = typer.Option(
+        None, "--answers", help="Tidy unblinded answers CSV (instead of --db)."
+    ),
+    protocol: Path | None = typer.Option(
+        None, "--protocol", help="Protocol TOML (with --answers)."
+    ),
+    truth: Path | None = typer.Option(
+        None, "--truth", help="Reference standard CSV case,finding,truth (with --answers)."
+    ),
+    n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap random generator."),
+    simulated_note: str | None = typer.Option(
+        None, "--simulated-note", help="First line of the report, e.g. 'SIMULATED DATA: ...'."
+    ),
+) -> None:
+    """Analyse a study and write the report (results.json, CSV tables, figures, report.html)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from analysis.report import build_report, inputs_from_csv, inputs_from_db
+
+    if (db is None) == (answers is None):
+        raise AnalysisError("give either --db STUDY or --answers ANSWERS.csv --protocol TOML")
+    if db is not None:
+        if protocol is not None or truth is not None:
+            raise AnalysisError("--protocol and --truth go with --answers, not with --db")
+        frame, proto, truth_frame = inputs_from_db(db)
+    else:
+        if protocol is None:
+            raise AnalysisError("--answers needs --protocol PROTOCOL.toml")
+        assert answers is not None
+        frame, proto, truth_frame = inputs_from_csv(answers, protocol, truth)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("analysing", total=None)
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.update(task, completed=done, total=total, description=message)
+
+        results = build_report(
+            frame,
+            proto,
+            truth_frame,
+            out,
+            n_boot=n_boot,
+            seed=seed,
+            simulated_note=simulated_note,
+            progress=progress,
+        )
+    typer.echo(f"{out / 'report.html'}: report of {results['study']['title']!r}")
+    for sentence in results.get("decisions", []):
+        typer.echo(f"  {sentence}")
+    files = results["files"]
+    typer.echo(f"  {len(files['tables'])} tables and {len(files['figures'])} figures in {out}")

@@ -23,10 +23,10 @@ import html
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -61,6 +61,10 @@ REFERENCES: tuple[str, ...] = (
     "1959;54:655-667.",
     "McCullagh P. Regression models for ordinal data. J R Stat Soc B 1980;42:109-142.",
 )
+
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 @dataclass
@@ -100,6 +104,17 @@ def _json_ready(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def _attempt(
+    notes: list[str], label: str, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+) -> _T | None:
+    """Run one analysis; when the data do not allow it, note why and return None."""
+    try:
+        return fn(*args, **kwargs)
+    except AnalysisError as exc:
+        notes.append(f"{label} not computed: {exc}")
+        return None
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -193,16 +208,22 @@ def _interchangeability(
             rng=rng,
             holm=True,
         )
-        random = interchangeability_by_finding(
-            part,
-            reference,
-            new,
-            threshold=ic.threshold,
-            margin=ic.margin,
-            readers="random",
-            n_boot=n_boot,
-            rng=rng,
-            holm=True,
+        random = (
+            _attempt(
+                section.notes,
+                f"random-reader interchangeability, {new} vs {reference}",
+                interchangeability_by_finding,
+                part,
+                reference,
+                new,
+                threshold=ic.threshold,
+                margin=ic.margin,
+                readers="random",
+                n_boot=n_boot,
+                rng=rng,
+                holm=True,
+            )
+            or []
         )
         rows = [r.to_dict() for r in fixed]
         fixed_rows += rows
@@ -319,23 +340,47 @@ def _agreement(
         for b in list(mat.columns)[i + 1 :]
     ]
     present = reads.assign(value=(reads["value"] >= threshold).astype(float))
-    fleiss = fleiss_kappa_by_arm(present, categories=[0.0, 1.0], n_boot=n_boot, rng=rng)
-    ac1 = gwet_by_arm(present, categories=[0.0, 1.0], weights="identity")
-    ac2 = gwet_by_arm(reads, categories=grades, weights="quadratic")
+    notes = section.notes
+    binary = [0.0, 1.0]
+    fleiss = (
+        _attempt(
+            notes,
+            "Fleiss kappa",
+            fleiss_kappa_by_arm,
+            present,
+            categories=binary,
+            n_boot=n_boot,
+            rng=rng,
+        )
+        or []
+    )
+    ac1 = _attempt(notes, "Gwet AC1", gwet_by_arm, present, categories=binary) or []
+    ac2 = (
+        _attempt(notes, "Gwet AC2", gwet_by_arm, reads, categories=grades, weights="quadratic")
+        or []
+    )
     coefficients = pd.DataFrame(
         [r.to_dict() for r in fleiss]
         + [{**r.to_dict(), "coefficient": "Gwet AC1"} for r in ac1]
         + [{**r.to_dict(), "coefficient": "Gwet AC2 (quadratic, grades)"} for r in ac2]
     )
-    cohen = pd.DataFrame(
-        [
+    cohen_rows: list[dict[str, Any]] = []
+    for reference, new in comparisons:
+        cohen_rows += [
             r.to_dict()
-            for reference, new in comparisons
-            for r in cohen_kappa_between_arms(
-                reads, reference, new, categories=grades, weights="quadratic"
+            for r in _attempt(
+                notes,
+                f"Cohen's kappa {new} vs {reference}",
+                cohen_kappa_between_arms,
+                reads,
+                reference,
+                new,
+                categories=grades,
+                weights="quadratic",
             )
+            or []
         ]
-    )
+    cohen = pd.DataFrame(cohen_rows)
     section.tables["agreement_reader_pairs"] = pd.DataFrame(pair_rows)
     section.tables["agreement_coefficients"] = coefficients
     section.tables["agreement_cohen_between_arms"] = cohen
@@ -429,11 +474,16 @@ def _image_quality(
                 wilcoxon += [
                     {**pair, **r.to_dict()} for r in wilcoxon_by_reader(reads, reference, new)
                 ]
-                try:
-                    ordinal.append({**pair, **proportional_odds(reads, reference, new).to_dict()})
-                except AnalysisError as exc:
-                    notes.append(f"proportional odds, {name}: {exc}")
-                v = vgc(reads, reference, new, n_boot=n_boot, rng=rng)
+                po = _attempt(
+                    notes, f"proportional odds, {name}", proportional_odds, reads, reference, new
+                )
+                if po is not None:
+                    ordinal.append({**pair, **po.to_dict()})
+                v = _attempt(
+                    notes, f"VGC, {name}", vgc, reads, reference, new, n_boot=n_boot, rng=rng
+                )
+                if v is None:
+                    continue
                 vgc_rows.append(
                     {**pair, "auc": v.auc, "ci_low": v.ci_low, "ci_high": v.ci_high,
                      "n_cases": v.n_cases, "n_boot": v.n_boot}
@@ -493,7 +543,6 @@ def _image_quality(
         overall = prefs[prefs["reader"].isna()]
         html_parts.append("<h3>Preference (all readers; Wilson 95% CI)</h3>" + _table_html(overall))
     section.notes = notes
-    html_parts += [f"<p><em>{html.escape(n)}</em></p>" for n in notes]
     section.data = data
     section.html = "".join(html_parts)
     return section
@@ -598,7 +647,6 @@ def _accuracy(
                 "p",
             ],
         )
-        + "".join(f"<p><em>{html.escape(n)}</em></p>" for n in section.notes)
         + "<p>Fixed-reader (chi-square) and fixed-case analyses are in <code>mrmc.csv</code> "
         "and <code>results.json</code>.</p>"
     )
@@ -771,7 +819,7 @@ def build_report(
     results["n_boot"] = n_boot
     results["seed"] = seed
     for section in sections:
-        results[section.key] = section.data
+        results[section.key] = {**section.data, "notes": section.notes}
     results["decisions"] = [
         _decision_sentence(r, {f.id: f.label for f in protocol.findings}, protocol)
         for r in (results.get("interchangeability") or {}).get("fixed_readers", [])
@@ -799,6 +847,7 @@ th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; }
 figcaption { font-size: .85rem; color: #555; }
+.note { font-style: italic; color: #8a4b00; }
 """
 
 
@@ -840,8 +889,69 @@ def _report_html(
     lines.append(f"<h2>Methods</h2><p>{esc(methods)}</p>")
     for section in sections:
         lines.append(f"<h2>{esc(section.title)}</h2>{section.html}")
+        lines += [f'<p class="note">{esc(note)}</p>' for note in section.notes]
     lines.append(
         "<h2>References</h2><ol>" + "".join(f"<li>{esc(r)}</li>" for r in REFERENCES) + "</ol>"
     )
     lines.append("</body></html>")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def inputs_from_db(db: Path | str) -> tuple[pd.DataFrame, Protocol, pd.DataFrame | None]:
+    """Unblinded answers, protocol and truth of a study database (through the studies API)."""
+    from studies.export import answers_frame, truth_frame
+    from studies.store import Store
+
+    with Store.open(db) as store:
+        return answers_frame(store, unblinded=True), store.protocol, truth_frame(store)
+
+
+def inputs_from_csv(
+    answers_csv: Path, protocol_toml: Path, truth_csv: Path | None = None
+) -> tuple[pd.DataFrame, Protocol, pd.DataFrame | None]:
+    """Answers from a tidy unblinded export CSV, the protocol TOML and an optional truth CSV.
+
+    Raises
+    ------
+    AnalysisError
+        A missing or unreadable file, or a missing column (naming the file and the column).
+    """
+    from studies.protocol import load_protocol
+
+    protocol = load_protocol(protocol_toml)
+    answers = _read_csv(answers_csv, ("reader", "case", "arm", "question", "finding", "value"))
+    truth = None
+    if truth_csv is not None:
+        truth = _read_csv(truth_csv, ("case", "finding", "truth"))
+        values = pd.to_numeric(truth["truth"], errors="coerce")
+        bad = values.notna() & ~values.isin([0, 1]) | (values.isna() & truth["truth"].ne(""))
+        if bad.any():
+            raise AnalysisError(
+                f"{truth_csv}: column 'truth': expected 0, 1 or empty, got "
+                f"{truth['truth'][bad].iloc[0]!r}"
+            )
+        truth = truth.assign(truth=values).dropna(subset=["truth"])
+        truth["truth"] = truth["truth"].astype(int)
+    return answers, protocol, truth
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisError(f"{path}: no such CSV file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise AnalysisError(f"{path}: not a readable CSV file ({exc})") from exc
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise AnalysisError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}"
+        )
+    # empty cells are "no finding" / "no side" in the export, not the text ""
+    return frame.replace("", None)

@@ -1,0 +1,114 @@
+"""``blindreader analyze report`` from a study database and from the tidy CSV export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from analysis.errors import AnalysisError
+from blindreader.cli import app
+from studies.export import answers_frame, truth_frame
+from studies.store import Store
+from tests.studies.study_factory import SEQUENTIAL_TOML, FakeClock, build_study
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished sequential study (2 readers, 8 cases, 2 findings) with random grades."""
+    folder = tmp_path_factory.mktemp("study")
+    db = build_study(folder, n_cases=8)
+    clock = FakeClock()
+    rng = np.random.default_rng(0)
+    with Store.open(db, clock=clock) as store:
+        for session in (1, 2):
+            for reader in ("R1", "R2"):
+                for view in store.assignments(reader, session):
+                    for question in store.protocol.questions:
+                        if not question.required or question.type == "multi":
+                            continue  # multi is shown only when an artifact is reported
+                        for key in store.keys_of(question):
+                            if question.type == "likert":
+                                value: object = int(rng.integers(1, 5))
+                            elif question.type == "boolean":
+                                value = False
+                            else:
+                                value = question.options[0].value
+                            store.record_answer(view.assignment_id, key, value)
+                    store.complete_assignment(view.assignment_id)
+            clock.advance(days=29)
+    return db
+
+
+def test_report_from_the_database(study_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app, ["analyze", "report", "--db", str(study_db), "--out", str(out), "--n-boot", "50"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "report.html" in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["study"]["n_cases"] == 8  # the training case T1 is left out
+    assert results["study"]["n_readers"] == 2
+    assert [r["finding"] for r in results["interchangeability"]["fixed_readers"]] == ["acl", "mcl"]
+    # acl has both truth values; mcl has no non-diseased case: reported, not computed
+    mrmc = results["accuracy"]["mrmc"]
+    assert any(m["finding"] == "acl" and "rrrc" in m for m in mrmc)
+    assert any(m["finding"] == "mcl" and "error" in m for m in mrmc)
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_from_csv_export_matches_the_database(study_db: Path, tmp_path: Path) -> None:
+    with Store.open(study_db) as store:
+        answers_frame(store, unblinded=True).to_csv(tmp_path / "answers.csv", index=False)
+        truth_frame(store).to_csv(tmp_path / "truth.csv", index=False)
+    (tmp_path / "protocol.toml").write_text(SEQUENTIAL_TOML)
+    out_csv, out_db = tmp_path / "csv", tmp_path / "db"
+    args = ["--n-boot", "50", "--seed", "3"]
+    result = runner.invoke(
+        app,
+        ["analyze", "report", "--answers", str(tmp_path / "answers.csv"), "--protocol",
+         str(tmp_path / "protocol.toml"), "--truth", str(tmp_path / "truth.csv"),
+         "--out", str(out_csv), *args],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["analyze", "report", "--db", str(study_db), "--out", str(out_db), *args]
+    )
+    assert result.exit_code == 0, result.output
+    from_csv = json.loads((out_csv / "results.json").read_text())
+    from_db = json.loads((out_db / "results.json").read_text())
+    assert from_csv["interchangeability"] == from_db["interchangeability"]
+    assert from_csv["accuracy"]["per_reader"] == from_db["accuracy"]["per_reader"]
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--out", "x"], "either --db"),
+        (["--db", "nowhere.sqlite", "--answers", "a.csv", "--out", "x"], "either --db"),
+        (["--answers", "a.csv", "--out", "x"], "needs --protocol"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(args: list[str], match: str) -> None:
+    result = runner.invoke(app, ["analyze", "report", *args])
+    assert isinstance(result.exception, AnalysisError)
+    assert match in str(result.exception)
+
+
+def test_missing_column_in_answers_csv(tmp_path: Path) -> None:
+    (tmp_path / "answers.csv").write_text("reader,case,question,value\nR1,C1,quality,3\n")
+    (tmp_path / "protocol.toml").write_text(SEQUENTIAL_TOML)
+    result = runner.invoke(
+        app,
+        ["analyze", "report", "--answers", str(tmp_path / "answers.csv"), "--protocol",
+         str(tmp_path / "protocol.toml"), "--out", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert isinstance(result.exception, AnalysisError)
+    assert "answers.csv: missing column(s) arm, finding" in str(result.exception)
+    assert not (tmp_path / "out" / "results.json").exists()
