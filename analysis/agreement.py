@@ -209,6 +209,7 @@ def fleiss_kappa(
     rng: np.random.Generator,
     finding: str = "",
     arm: str = "",
+    case_counts: resampling.CaseCounts | None = None,
 ) -> CoefficientResult:
     """Fleiss' kappa (unweighted) with Gwet's SE and a case-bootstrap percentile CI.
 
@@ -232,7 +233,8 @@ def fleiss_kappa(
     linearised = kappa_i - 2 * (1 - value) * (pe_i - pe) / (1 - pe)
     se = float(np.sqrt(np.sum((linearised - value) ** 2) / (n_cases * (n_cases - 1))))
     low, high = _t_interval(value, se, n_cases)
-    boot = fleiss_bootstrap(counts, resampling.case_counts(rng, n_cases, n_boot))
+    draws = case_counts if case_counts is not None else resampling.CaseCounts(rng, n_boot)
+    boot = fleiss_bootstrap(counts, draws(n_cases))
     boot_low, boot_high = resampling.percentile_interval(boot)
     return CoefficientResult(
         finding=finding,
@@ -345,10 +347,13 @@ def fleiss_kappa_by_arm(
     rng: np.random.Generator,
 ) -> list[CoefficientResult]:
     """Fleiss' kappa among the readers of each arm, per finding (see :func:`fleiss_kappa`)."""
-    results = []
-    for finding, arm, matrix, cats in _arm_matrices(reads, categories):
-        results.append(fleiss_kappa(matrix, cats, n_boot=n_boot, rng=rng, finding=finding, arm=arm))
-    return results
+    draws = resampling.CaseCounts(rng, n_boot)
+    return [
+        fleiss_kappa(
+            matrix, cats, n_boot=n_boot, rng=rng, finding=finding, arm=arm, case_counts=draws
+        )
+        for finding, arm, matrix, cats in _arm_matrices(reads, categories)
+    ]
 
 
 def gwet_by_arm(

@@ -264,12 +264,14 @@ def vgc(
     reader: str | None = None,
     n_boot: int = 2000,
     rng: np.random.Generator,
+    case_counts: resampling.CaseCounts | None = None,
 ) -> VgcResult:
     """VGC curve and AUC of the new arm against the reference, pooled over readers or for one.
 
     The case bootstrap resamples cases (with all their ratings); it is vectorised through
     per-case score histograms: ``AUC_b = H_new,b' Psi H_ref,b / (|H_new,b| |H_ref,b|)`` with
-    ``Psi[k, l] = 1{s_k > s_l} + 1{s_k = s_l} / 2``.
+    ``Psi[k, l] = 1{s_k > s_l} + 1{s_k = s_l} / 2``. Pass a shared
+    :class:`analysis.resampling.CaseCounts` as ``case_counts`` to reuse one draw across calls.
     """
     frame = _one_finding(reads, reference, new, finding)
     name = str(frame["finding"].iloc[0])
@@ -281,7 +283,8 @@ def vgc(
     h_ref, h_new, cases = _case_histograms(frame, reference, new, scores)
     psi = _psi(scores)
     auc = float(_auc_from_histograms(h_ref.sum(axis=0)[None], h_new.sum(axis=0)[None], psi)[0])
-    counts = resampling.case_counts(rng, len(cases), n_boot)
+    draws = case_counts if case_counts is not None else resampling.CaseCounts(rng, n_boot)
+    counts = draws(len(cases))
     boot = _auc_from_histograms(counts @ h_ref, counts @ h_new, psi)
     low, high = resampling.percentile_interval(boot)
     ref_total, new_total = h_ref.sum(axis=0), h_new.sum(axis=0)

@@ -178,6 +178,7 @@ def excess_disagreement(
     rng: np.random.Generator,
     measure: Measure = "binary",
     estimator: Estimator = "between-reader",
+    case_counts: resampling.CaseCounts | None = None,
 ) -> InterchangeabilityResult:
     """Excess disagreement of the ``new`` arm over the ``reference`` arm for one finding.
 
@@ -208,6 +209,9 @@ def excess_disagreement(
     estimator : {"between-reader", "same-reader"}
         ``"same-reader"`` needs repeat reads (column ``read``, at least two reference reads per
         reader and case).
+    case_counts : analysis.resampling.CaseCounts, optional
+        Shared case-bootstrap draws (as :func:`interchangeability_by_finding` passes); default:
+        drawn from ``rng``.
 
     Returns
     -------
@@ -216,16 +220,19 @@ def excess_disagreement(
     _check_options(margin, readers, n_boot, measure, estimator)
     frame = _finding_frame(reads, reference, new, finding)
     name = str(frame["finding"].iloc[0])
+    draws = case_counts if case_counts is not None else resampling.CaseCounts(rng, n_boot)
+    if draws.n_boot != n_boot:
+        raise AnalysisError(f"case_counts holds {draws.n_boot} resamples, n_boot is {n_boot}")
     if estimator == "same-reader":
         return _same_reader_result(
-            frame, name, reference, new, threshold, margin, readers, n_boot, rng, measure
+            frame, name, reference, new, threshold, margin, readers, draws, rng, measure
         )
     scores = pair_scores(frame, reference, new, threshold=threshold, measure=measure)
     a_cc, a_dc, a_dd = scores.per_case()
     d = a_cc - a_dc
     gamma = float(d.mean())
     n_cases = d.shape[0]
-    counts = resampling.case_counts(rng, n_cases, n_boot)
+    counts = draws(n_cases)
     if readers == "fixed":
         se = _sd_over_sqrt_n(d)
         ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
@@ -294,6 +301,8 @@ def interchangeability_by_finding(
     if reads.empty:
         raise AnalysisError("the reads table is empty: no finding to analyse")
     names = reads["finding"].astype(str)
+    _check_options(margin, readers, n_boot, measure, estimator)
+    draws = resampling.CaseCounts(rng, n_boot)
     results = [
         excess_disagreement(
             part,
@@ -307,6 +316,7 @@ def interchangeability_by_finding(
             rng=rng,
             measure=measure,
             estimator=estimator,
+            case_counts=draws,
         )
         for name, part in reads.groupby(names, sort=False)
     ]
@@ -666,16 +676,17 @@ def _same_reader_result(
     threshold: float | None,
     margin: float,
     readers: ReaderModel,
-    n_boot: int,
+    draws: resampling.CaseCounts,
     rng: np.random.Generator,
     measure: Measure,
 ) -> InterchangeabilityResult:
+    n_boot = draws.n_boot
     scores = same_reader_scores(frame, reference, new, threshold=threshold, measure=measure)
     d_ij = scores.rr - scores.tr
     d = d_ij.mean(axis=1)
     gamma = float(d.mean())
     n_cases, n_readers = d_ij.shape
-    counts = resampling.case_counts(rng, n_cases, n_boot)
+    counts = draws(n_cases)
     if readers == "fixed":
         se = _sd_over_sqrt_n(d)
         ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se

@@ -55,6 +55,33 @@ def case_counts(rng: np.random.Generator, n_cases: int, n_boot: int) -> FloatArr
     return index_counts(case_indices(rng, n_cases, n_boot), n_cases)
 
 
+class CaseCounts:
+    """Case-bootstrap count matrices drawn once per number of cases and then reused.
+
+    Analyses of several findings (or arms) over the same cases share one draw, which is the
+    joint case bootstrap and saves drawing and counting B x N indices again for each.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness (used on the first request for each number of cases).
+    n_boot : int
+        Number of bootstrap resamples B.
+    """
+
+    def __init__(self, rng: np.random.Generator, n_boot: int) -> None:
+        _check_counts(1, n_boot)
+        self.rng = rng
+        self.n_boot = n_boot
+        self._drawn: dict[int, FloatArray] = {}
+
+    def __call__(self, n_cases: int) -> FloatArray:
+        """Counts (B, n_cases) for a data set of ``n_cases`` cases."""
+        if n_cases not in self._drawn:
+            self._drawn[n_cases] = case_counts(self.rng, n_cases, self.n_boot)
+        return self._drawn[n_cases]
+
+
 def reader_counts(rng: np.random.Generator, n_readers: int, n_boot: int) -> FloatArray:
     """Draw a reader bootstrap as counts: shape (B, J), each row sums to J.
 

@@ -236,6 +236,18 @@ def test_vectorised_bootstraps_equal_the_plain_loop():
     np.testing.assert_allclose(two_way_bootstrap(scores, counts, readers), loop_two_way, atol=1e-12)
 
 
+def test_case_counts_are_drawn_once_per_size_and_shared():
+    draws = resampling.CaseCounts(np.random.default_rng(0), 30)
+    first = draws(12)
+    assert first is draws(12) and first.shape == (30, 12)
+    assert np.all(first.sum(axis=1) == 12)
+    assert draws(13).shape == (30, 13)
+    rng = np.random.default_rng(1)
+    reads = reads_frame(rng.integers(0, 2, (12, 3)), rng.integers(0, 2, (12, 3)))
+    with pytest.raises(AnalysisError, match="case_counts holds 30"):
+        excess_disagreement(reads, "ref", "new", n_boot=20, rng=rng, case_counts=draws)
+
+
 def test_two_way_bootstrap_never_pairs_a_reader_with_its_copy():
     # Every resample that holds copies of one reader only has no pair: NaN, not agreement 1.
     scores = pair_scores_from_arrays(np.array([[0.0, 1.0, 1.0]] * 4), np.array([[1.0, 0, 1]] * 4))
