@@ -53,7 +53,11 @@ def main() -> None:
         app()
     except USER_ERRORS as exc:
         message = str(exc) or exc.__class__.__name__
-        if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in message:
+        if (
+            isinstance(exc, OSError)
+            and exc.filename is not None
+            and str(exc.filename) not in message
+        ):
             message = f"{exc.filename}: {message}"
         print(f"blindreader: error: {message}", file=sys.stderr)
         sys.exit(1)
