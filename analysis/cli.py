@@ -86,6 +86,9 @@ def interchangeability_command(
     n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap random generator."),
     holm: bool = typer.Option(False, "--holm", help="Holm-adjust the p-values across findings."),
+    gee: bool = typer.Option(
+        False, "--gee", help="Add the GEE form (exchangeable working correlation) as a cross-check."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Excess disagreement per finding (Obuchowski 2014) and the decision against the margin."""
@@ -123,13 +126,32 @@ def interchangeability_command(
         measure=measure,  # type: ignore[arg-type]
         estimator="same-reader" if same_reader else "between-reader",
     )
+    gee_results = {}
+    if gee:
+        from analysis.interchangeability import gee_excess_disagreement
+
+        gee_results = {
+            r.finding: gee_excess_disagreement(
+                table.reads,
+                reference,
+                new,
+                finding=r.finding,
+                threshold=threshold,
+                measure=r.measure,  # type: ignore[arg-type]
+            )
+            for r in results
+        }
     if as_json:
+        findings = [result.to_dict() for result in results]
+        for item in findings:
+            if item["finding"] in gee_results:
+                item["gee"] = gee_results[str(item["finding"])].to_dict()
         payload = {
             "reads": str(reads_csv),
             "reference": reference,
             "new": new,
             "seed": seed,
-            "findings": [result.to_dict() for result in results],
+            "findings": findings,
             "exclusions": [exclusion.to_dict() for exclusion in table.exclusions],
         }
         typer.echo(json.dumps(payload, indent=2))
@@ -153,6 +175,11 @@ def interchangeability_command(
             line += f" {r.p_holm:>7.4f}"
         line += "  interchangeable" if r.interchangeable else "  not shown"
         typer.echo(line)
+    for finding, g in gee_results.items():
+        typer.echo(
+            f"GEE cross-check {finding}: {g.estimate:+.4f} "
+            f"[{g.ci_low:+.4f}, {g.ci_high:+.4f}] (robust SE {g.se:.4f})"
+        )
     for exclusion in table.exclusions:
         typer.echo(
             f"excluded: case {exclusion.case}, finding {exclusion.finding}: {exclusion.reason}"

@@ -69,6 +69,17 @@ def test_json_reproduces_the_tavr_example(tmp_path):
     assert finding["interchangeable"] is False and out["new"] == "semi"
 
 
+def test_gee_cross_check(tmp_path):
+    path = tavr_csv(tmp_path / "tavr.csv")
+    args = ["analyze", "interchangeability", str(path), "--reference", "manual", "--gee"]
+    result = runner.invoke(app, [*args, "--json", "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    (finding,) = json.loads(result.output)["findings"]
+    assert finding["gee"]["estimate"] == pytest.approx(finding["excess_disagreement"], abs=1e-3)
+    text = runner.invoke(app, [*args, "--n-boot", "50"])
+    assert "GEE cross-check valve_size: +0.0688" in text.output
+
+
 def test_table_output_with_threshold_holm_and_exclusions(tmp_path):
     path = ordinal_csv(tmp_path / "reads.csv", drop_one=True)
     result = runner.invoke(
