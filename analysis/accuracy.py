@@ -13,10 +13,9 @@ J Am Stat Assoc 1927;22:209-212.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from analysis.errors import AnalysisError
 from analysis.mrmc import MRMCResult, RatingArray, or_analysis, rating_array
@@ -45,12 +44,24 @@ ACCURACY_COLUMNS: tuple[str, ...] = (
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion (nan, nan when ``n`` is 0)."""
-    if n == 0:
-        return math.nan, math.nan
+    low, high = wilson_intervals(np.array([successes]), np.array([n]), level)
+    return float(low[0]), float(high[0])
+
+
+def wilson_intervals(
+    successes: NDArray[np.int64], n: NDArray[np.int64], level: float = 0.95
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Wilson score intervals of many proportions at once (nan where ``n`` is 0)."""
     from statsmodels.stats.proportion import proportion_confint
 
-    low, high = proportion_confint(successes, n, alpha=1 - level, method="wilson")
-    return float(low), float(high)
+    n = np.asarray(n)
+    safe = np.where(n > 0, n, 1)
+    low, high = proportion_confint(np.asarray(successes), safe, alpha=1 - level, method="wilson")
+    empty = n == 0
+    return (
+        np.where(empty, np.nan, np.asarray(low, dtype=np.float64)),
+        np.where(empty, np.nan, np.asarray(high, dtype=np.float64)),
+    )
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
@@ -123,41 +134,49 @@ def accuracy_table(reads: pd.DataFrame, truth: pd.DataFrame, *, threshold: float
     pandas.DataFrame
         One row per (finding, reader, arm) with the columns of :data:`ACCURACY_COLUMNS`.
     """
-    rows: list[dict[str, object]] = []
-    findings = sorted(set(reads["finding"].dropna()) & set(truth["finding"].dropna()))
-    for finding in findings:
-        frame, n_no_truth = labelled_reads(reads, truth, finding=finding)
-        frame = frame[frame["rating"].notna()]
-        frame = frame.assign(positive=frame["rating"] >= threshold)
-        for (reader, arm), grp in frame.groupby(["reader", "arm"], sort=True):
-            diseased = grp[grp["truth"] == 1]
-            healthy = grp[grp["truth"] == 0]
-            tp = int(diseased["positive"].sum())
-            tn = int((~healthy["positive"]).sum())
-            n1, n0 = len(diseased), len(healthy)
-            se_low, se_high = wilson_interval(tp, n1)
-            sp_low, sp_high = wilson_interval(tn, n0)
-            rows.append(
-                {
-                    "finding": finding,
-                    "reader": reader,
-                    "arm": arm,
-                    "n_diseased": n1,
-                    "n_non_diseased": n0,
-                    "n_no_truth": n_no_truth,
-                    "tp": tp,
-                    "fn": n1 - tp,
-                    "tn": tn,
-                    "fp": n0 - tn,
-                    "sensitivity": tp / n1 if n1 else math.nan,
-                    "sensitivity_ci_low": se_low,
-                    "sensitivity_ci_high": se_high,
-                    "specificity": tn / n0 if n0 else math.nan,
-                    "specificity_ci_low": sp_low,
-                    "specificity_ci_high": sp_high,
-                }
-            )
-    return pd.DataFrame(rows, columns=list(ACCURACY_COLUMNS))
+    frame, _ = labelled_reads(reads, truth)
+    frame = frame[frame["rating"].notna()]
+    if frame.empty:
+        return pd.DataFrame(columns=list(ACCURACY_COLUMNS))
+    positive = frame["rating"] >= threshold
+    diseased = frame["truth"] == 1
+    keys = ["finding", "reader", "arm"]
+    counts = (
+        frame.assign(
+            tp=positive & diseased,
+            fn=~positive & diseased,
+            tn=~positive & ~diseased,
+            fp=positive & ~diseased,
+        )
+        .groupby(keys, sort=True)[["tp", "fn", "tn", "fp"]]
+        .sum()
+        .astype(int)
+        .reset_index()
+    )
+    # cases of a finding without a truth value, counted per finding
+    known = truth.dropna(subset=["truth"])
+    read_cases = reads.groupby("finding")["case"].unique()
+    no_truth = {
+        finding: len(set(cases) - set(known.loc[known["finding"] == finding, "case"]))
+        for finding, cases in read_cases.items()
+    }
+    n1 = (counts["tp"] + counts["fn"]).to_numpy()
+    n0 = (counts["tn"] + counts["fp"]).to_numpy()
+    se_low, se_high = wilson_intervals(counts["tp"].to_numpy(), n1)
+    sp_low, sp_high = wilson_intervals(counts["tn"].to_numpy(), n0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = counts.assign(
+            n_diseased=n1,
+            n_non_diseased=n0,
+            n_no_truth=counts["finding"].map(no_truth).fillna(0).astype(int),
+            sensitivity=np.where(n1 > 0, counts["tp"] / np.maximum(n1, 1), np.nan),
+            sensitivity_ci_low=se_low,
+            sensitivity_ci_high=se_high,
+            specificity=np.where(n0 > 0, counts["tn"] / np.maximum(n0, 1), np.nan),
+            specificity_ci_low=sp_low,
+            specificity_ci_high=sp_high,
+        )
+    return out.loc[:, list(ACCURACY_COLUMNS)]
 
 
 def finding_rating_array(
