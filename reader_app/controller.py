@@ -217,7 +217,8 @@ class ReadingController(QObject):
             self._idle = False
             self._idle_timer.start()
         self._pending_images = view.assignment_id
-        self._black_timer.start()
+        if not self._black_timer.isActive():  # Next started it already
+            self._black_timer.start()
         upcoming = [view, *self._following(view)]
         self.prefetcher.want(upcoming)
         if view.assignment_id in self.prefetcher.errors:
@@ -304,9 +305,16 @@ class ReadingController(QObject):
             self.state.set_message(f"{count} required {noun} missing (marked).")
             self.missing_answers.emit(missing)
             return False
+        # The black frame starts now, so the store's work below happens while the screen is dark.
+        shown = self.state.images
+        self.state.set_images(None)
+        self._black_timer.start()
         try:
             self.store.complete_assignment(view.assignment_id)
         except StudyError as exc:
+            self._black_timer.stop()
+            if shown is not None:
+                self.state.set_images(shown)
             self.state.set_message(str(exc))
             return False
         self._flush_window_event()
@@ -321,7 +329,6 @@ class ReadingController(QObject):
             self.refresh_sessions()
             self.session_finished.emit(view.session_index)
             return True
-        self._session_views = self.store.assignments(reader.reader_id, view.session_index)
         self.open_assignment(following)
         return True
 
