@@ -47,6 +47,7 @@ from studies.db.models import (
     ReadingSession,
     Series,
     Study,
+    new_id,
 )
 from studies.errors import StudyError
 from studies.events import append_event, canonical_json, verify_answers, verify_chain
@@ -413,14 +414,15 @@ class Store:
     def _assignment_row(
         self, s: Session, assignment_id: str
     ) -> tuple[Assignment, ReadingSession, str]:
-        a = s.get(Assignment, assignment_id)
-        if a is None:
+        row = s.execute(
+            select(Assignment, ReadingSession, Reader.reader_id)
+            .join(ReadingSession, ReadingSession.id == Assignment.session_pk)
+            .join(Reader, Reader.id == ReadingSession.reader_pk)
+            .where(Assignment.id == assignment_id)
+        ).first()
+        if row is None:
             raise StudyError(f"{self._source}: unknown assignment {assignment_id!r}")
-        session = s.get(ReadingSession, a.session_pk)
-        assert session is not None
-        reader = s.get(Reader, session.reader_pk)
-        assert reader is not None
-        return a, session, reader.reader_id
+        return row[0], row[1], row[2]
 
     def assignment(self, assignment_id: str) -> AssignmentView:
         """One assignment by id (StudyError if there is none)."""
@@ -512,6 +514,7 @@ class Store:
                 return AnswerRecord(key, normalised, answer.revision, answer.last_answered_at)
             if answer is None:
                 answer = Answer(
+                    id=new_id(),
                     assignment_pk=a.id,
                     question_id=key.question_id,
                     finding_id=key.finding_id or NONE_KEY,
@@ -523,13 +526,13 @@ class Store:
                     last_answered_at=now,
                 )
                 s.add(answer)
-                s.flush()
             else:
                 answer.value_json = value_json
                 answer.arm_value = arm_value
                 answer.revision += 1
                 answer.last_answered_at = now
             revision = AnswerRevision(
+                id=new_id(),
                 answer_pk=answer.id,
                 revision=answer.revision,
                 value_json=value_json,
@@ -537,7 +540,6 @@ class Store:
                 recorded_at=now,
             )
             s.add(revision)
-            s.flush()
             append_event(
                 s,
                 kind="answer_set",
