@@ -1,4 +1,4 @@
-"""``blindreader study ...``: validate, create, status, export, verify, pack, merge (issue 4).
+"""``blindreader study ...``: validate, create, status, export, verify, pack, merge, copy (issue 4).
 
 Only typer and the standard library are imported here; the store (SQLAlchemy), pandas and pydicom
 are imported inside the commands so ``blindreader --help`` stays fast. User errors are raised as
@@ -219,3 +219,17 @@ def merge(
             f"{len(report.conflicts)} conflict(s) left unresolved; the study's answers were kept",
             err=True,
         )
+
+
+@study_app.command("copy")
+def copy(
+    db: DbOption,
+    to: Annotated[
+        str, typer.Option("--to", help="An empty database URL, e.g. postgresql+psycopg://...")
+    ],
+) -> None:
+    """Copy a study (rows, ids and event chain) into an empty server database."""
+    from studies.db.copy import copy_study
+
+    n = copy_study(db, to)
+    typer.echo(f"{to}: {n} rows copied from {db}")

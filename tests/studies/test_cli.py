@@ -227,3 +227,20 @@ def test_pack_and_merge(cli, tmp_path: Path) -> None:
     assert "3 completed" in out
     code, out, _ = cli("study", "merge", "--db", str(db), str(pkg))
     assert code == 0 and "(nothing new)" in out
+
+
+def test_copy(cli, tmp_path: Path) -> None:
+    db = build_study(tmp_path, n_cases=2)
+    target = tmp_path / "copy.sqlite"
+    code, out, err = cli("study", "copy", "--db", str(db), "--to", f"sqlite:///{target}")
+    assert code == 0, err
+    assert "rows copied" in out
+    with Store.open(target) as store:
+        assert store.verify_events() == [] and [r.reader_id for r in store.readers()] == [
+            "R1",
+            "R2",
+        ]
+        view = store.next_assignment("R1")
+        assert view is not None and all(f.is_file() for f in view.sides[0].files)
+    code, _, err = cli("study", "copy", "--db", str(db), "--to", f"sqlite:///{target}")
+    assert_one_line_error(code, err, "already holds a study")
