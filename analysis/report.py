@@ -142,7 +142,7 @@ def _pct(value: Any) -> str:
         number = float(value)
     except (TypeError, ValueError):
         return "–"
-    return f"{100 * number:.1f}%" if math.isfinite(number) else "–"
+    return f"{100 * number:.2f}%" if math.isfinite(number) else "–"
 
 
 def _table_html(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:

@@ -175,13 +175,13 @@ def main() -> None:
     scores = pair_scores(reads, "conventional", "dl", threshold=3)
 
     rows = []
-    vec_s, vec = _best_of(lambda: case_bootstrap(scores, counts), 5)
+    vec_s, vec = _best_of(lambda: case_bootstrap(scores, counts), 20)
     loop_s, loop = _best_of(
         lambda: _bootstrap_loop(reads, "conventional", "dl", indices, threshold=3), 1
     )
     assert np.allclose(vec, loop)
     rows.append(("interchangeability, case bootstrap", N_BOOT, vec_s, loop_s, N_BOOT))
-    vec_s, vec = _best_of(lambda: two_way_bootstrap(scores, counts, readers), 5)
+    vec_s, vec = _best_of(lambda: two_way_bootstrap(scores, counts, readers), 20)
     loop_s, loop = _best_of(
         lambda: _bootstrap_loop(reads, "conventional", "dl", indices, readers, threshold=3), 1
     )
@@ -193,7 +193,7 @@ def main() -> None:
     iq = reads_from_answers(answers, protocol, question="quality_overall").reads
     iq_scores = np.unique(iq["value"].to_numpy(dtype=float))
     h_ref, h_new, _ = _case_histograms(iq, "conventional", "dl", iq_scores)
-    vec_s, vec = _best_of(lambda: vgc_bootstrap(h_ref, h_new, iq_scores, counts), 5)
+    vec_s, vec = _best_of(lambda: vgc_bootstrap(h_ref, h_new, iq_scores, counts), 20)
     loop_s, loop = _best_of(
         lambda: _vgc_bootstrap_loop(iq, "conventional", "dl", indices[:N_BOOT_SLOW_LOOP]), 1
     )
@@ -214,7 +214,7 @@ def main() -> None:
             keep[k] = True
         return out
 
-    vec_s, vec = _best_of(lambda: roc.jackknife_auc(truth, ratings), 5)
+    vec_s, vec = _best_of(lambda: roc.jackknife_auc(truth, ratings), 20)
     loop_s, loop = _best_of(jackknife_loop, 1)
     assert np.allclose(vec, loop)
     rows.append(("MRMC jackknife AUCs (2 x 6 readers)", N_CASES, vec_s, loop_s, N_CASES))
