@@ -32,7 +32,8 @@ QFrame#answerRow[missing="true"] {{ border-left: 3px solid {WARNING}; }}
 QPushButton {{ background: {RAISED}; border: 1px solid #474747; border-radius: 3px;
     padding: 4px 10px; min-height: 20px; }}
 QPushButton:hover {{ border-color: #5a5a5a; }}
-QWidget#questionBody QPushButton:checked {{ background: {ACCENT}; border-color: {ACCENT}; color: #ffffff; }}
+QWidget#questionBody QPushButton:checked {{ background: {ACCENT}; border-color: {ACCENT};
+    color: #ffffff; }}
 QPushButton:disabled {{ color: #6e6e6e; }}
 QWidget#questionBody QPushButton:checked:disabled {{ background: #45596a; color: #c0c0c0; }}
 QPushButton#nextButton {{ padding: 6px 22px; font-weight: bold; }}
