@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.errors import AnalysisError
 from analysis.mrmc import MRMCResult, mrmc_from_list, read_list_csv
@@ -199,6 +201,11 @@ def test_identical_treatments_give_zero_difference() -> None:
         (lambda f: f.assign(rating=f["rating"].astype(str).replace("3", "high")), "row .*number"),
         (lambda f: f.drop(index=f.index[5]), "has no rating from reader"),
         (lambda f: pd.concat([f, f.iloc[[0]]]), "more than once"),
+        (
+            lambda f: f[~((f["case"] == "7") & (f["treatment"] == "2"))],
+            "case '7' has no rating from reader '1' on treatment '2'",
+        ),
+        (lambda f: f.assign(truth=f["truth"].where(f.index != 3)), "truth' row 4: expected 0 or 1"),
         (lambda f: f.assign(truth=f["truth"].replace(1, 2)), "expected 0 or 1"),
         (lambda f: f.assign(truth=np.where(f.index == 0, 1 - f["truth"], f["truth"])), "both 0"),
     ],
@@ -209,6 +216,8 @@ def test_identical_treatments_give_zero_difference() -> None:
         "text-rating",
         "missing-read",
         "duplicate",
+        "case-missing-a-treatment",
+        "truth-missing",
         "truth-2",
         "truth-varies",
     ],
@@ -223,3 +232,25 @@ def test_sensitivity_needs_a_threshold(vandyke: pd.DataFrame) -> None:
         mrmc_from_list(vandyke, fom="sensitivity")
     with pytest.raises(AnalysisError, match="expected one of auc"):
         mrmc_from_list(vandyke, fom="youden")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(-3, 3), st.floats(0.5, 4))
+def test_invariances(seed: int, shift: float, scale: float) -> None:
+    """Rank invariance of the empirical AUC, and swapping treatments only flips the sign."""
+    frame = _simulated(np.random.default_rng(seed), effect=0.5)
+    base = mrmc_from_list(frame)
+    # a monotone re-scaling of one reader's ratings changes no AUC and no test
+    moved = frame.assign(
+        rating=np.where(frame["reader"] == "R1", frame["rating"] * scale + shift, frame["rating"])
+    )
+    again = mrmc_from_list(moved)
+    np.testing.assert_allclose(again.foms, base.foms)
+    assert again.rrrc.p == pytest.approx(base.rrrc.p, nan_ok=True)
+    flipped = mrmc_from_list(frame, treatments=["B", "A"])
+    for a, b in zip(
+        (base.rrrc, base.frrc, base.rrfc), (flipped.rrrc, flipped.frrc, flipped.rrfc), strict=True
+    ):
+        assert b.differences[0].estimate == pytest.approx(-a.differences[0].estimate)
+        assert b.statistic == pytest.approx(a.statistic, nan_ok=True)
+        assert b.differences[0].ci_low == pytest.approx(-a.differences[0].ci_high)
