@@ -158,7 +158,7 @@ def main() -> None:
     print("| step | wall time (s) | CPU time (s) |")
     print("|---|---:|---:|")
     print(
-        f"| whole report, first run in a fresh process (imports included) | {first:.2f} | "
+        f"| whole report, first run (lazy imports of matplotlib, statsmodels included) | {first:.2f} | "
         f"{first_cpu:.2f} |"
     )
     print(
