@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from studies.db.models import Answer, AnswerRevision, Event, new_id
@@ -88,7 +88,7 @@ def append_event(
     assignment_id: str | None = None,
     payload: Mapping[str, Any] | None = None,
     event_id: str | None = None,
-) -> Event:
+) -> str:
     """Add one event at the end of the chain (the caller's transaction holds the write lock).
 
     Parameters
@@ -102,28 +102,40 @@ def append_event(
 
     Returns
     -------
-    Event
-        The added row.
+    str
+        The new event's hash.
     """
     last = session.execute(
         select(Event.seq, Event.hash).order_by(Event.seq.desc()).limit(1)
     ).first()
     seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
     payload_json = canonical_json(dict(payload or {}))
-    event = Event(
-        id=event_id or new_id(),
+    event_id = event_id or new_id()
+    created_at = created_at.astimezone(UTC)  # hashed as stored: UTC
+    content = event_content(
+        event_id=event_id,
         seq=seq,
         reader_id=reader_id,
         assignment_id=assignment_id,
         kind=kind,
         payload_json=payload_json,
         created_at=created_at,
-        prev_hash=prev_hash,
     )
-    event.hash = chain_hash(prev_hash, _content_of(event))
-    session.add(event)
-    session.flush()
-    return event
+    digest = chain_hash(prev_hash, content)
+    session.execute(
+        insert(Event).values(
+            id=event_id,
+            seq=seq,
+            reader_id=reader_id,
+            assignment_id=assignment_id,
+            kind=kind,
+            payload_json=payload_json,
+            created_at=created_at,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+    )
+    return digest
 
 
 def verify_chain(events: Iterable[Event]) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, func, insert, inspect, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -434,17 +434,42 @@ class Store:
     # ---- answers --------------------------------------------------------------------------
 
     def _check_writable(self, s: Session, session: ReadingSession, reader_id: str) -> None:
-        st = self._state(s, session)
-        where = f"session {session.index} of reader {reader_id!r}"
-        if st.finished:
+        self._check_open(
+            s,
+            reader_id=reader_id,
+            reader_pk=session.reader_pk,
+            index=session.index,
+            not_before=session.not_before,
+            finished=session.finished_at is not None,
+        )
+
+    def _check_open(
+        self,
+        s: Session,
+        *,
+        reader_id: str,
+        reader_pk: str,
+        index: int,
+        not_before: date | None,
+        finished: bool,
+    ) -> None:
+        """StudyError unless the session may be answered: not finished, not locked."""
+        where = f"session {index} of reader {reader_id!r}"
+        if finished:
             raise StudyError(f"{where} is finished: its answers are read-only")
-        if st.locked:
-            if st.not_before is not None and self.now().date() < st.not_before:
-                raise StudyError(
-                    f"{where} is locked until {st.not_before.isoformat()} (washout of "
-                    f"{self.protocol.washout_days} days)"
+        if index > 1:
+            previous = s.execute(
+                select(ReadingSession.finished_at).where(
+                    ReadingSession.reader_pk == reader_pk, ReadingSession.index == index - 1
                 )
-            raise StudyError(f"{where} is locked: finish session {session.index - 1} first")
+            ).scalar_one_or_none()
+            if previous is None:
+                raise StudyError(f"{where} is locked: finish session {index - 1} first")
+        if not_before is not None and self.now().date() < not_before:
+            raise StudyError(
+                f"{where} is locked until {not_before.isoformat()} (washout of "
+                f"{self.protocol.washout_days} days)"
+            )
 
     def _check_key(self, question: Question, key: AnswerKey) -> None:
         q = f"question {question.id!r}"
@@ -493,69 +518,106 @@ class Store:
         normalised = validate_value(question, value)
         value_json = canonical_json(normalised)
         now = self.now()
+        finding_id, side = key.finding_id or NONE_KEY, key.side or NONE_KEY
+        # The hot path of the viewer: plain Core statements, one short write transaction.
         with self.writing() as s:
-            a, session, reader_id = self._assignment_row(s, assignment_id)
-            self._check_writable(s, session, reader_id)
+            target = s.execute(
+                select(
+                    Assignment.left_arm_pk,
+                    Assignment.right_arm_pk,
+                    ReadingSession.index.label("session_index"),
+                    ReadingSession.reader_pk,
+                    ReadingSession.not_before,
+                    ReadingSession.finished_at,
+                    Reader.reader_id,
+                )
+                .join(ReadingSession, ReadingSession.id == Assignment.session_pk)
+                .join(Reader, Reader.id == ReadingSession.reader_pk)
+                .where(Assignment.id == assignment_id)
+            ).first()
+            if target is None:
+                raise StudyError(f"{self._source}: unknown assignment {assignment_id!r}")
+            self._check_open(
+                s,
+                reader_id=target.reader_id,
+                reader_pk=target.reader_pk,
+                index=target.session_index,
+                not_before=target.not_before,
+                finished=target.finished_at is not None,
+            )
             arm_value = None
             if question.type == "preference" and isinstance(normalised, str):
                 arm_value = {
-                    "left": self._arm_codes.get(a.left_arm_pk or ""),
-                    "right": self._arm_codes.get(a.right_arm_pk or ""),
+                    "left": self._arm_codes.get(target.left_arm_pk or ""),
+                    "right": self._arm_codes.get(target.right_arm_pk or ""),
                 }.get(normalised, normalised)
-            answer = s.execute(
-                select(Answer).where(
-                    Answer.assignment_pk == a.id,
+            current = s.execute(
+                select(
+                    Answer.id, Answer.value_json, Answer.revision, Answer.last_answered_at
+                ).where(
+                    Answer.assignment_pk == assignment_id,
                     Answer.question_id == key.question_id,
-                    Answer.finding_id == (key.finding_id or NONE_KEY),
-                    Answer.side == (key.side or NONE_KEY),
+                    Answer.finding_id == finding_id,
+                    Answer.side == side,
                 )
-            ).scalar_one_or_none()
-            if answer is not None and answer.value_json == value_json:
-                return AnswerRecord(key, normalised, answer.revision, answer.last_answered_at)
-            if answer is None:
-                answer = Answer(
-                    id=new_id(),
-                    assignment_pk=a.id,
-                    question_id=key.question_id,
-                    finding_id=key.finding_id or NONE_KEY,
-                    side=key.side or NONE_KEY,
+            ).first()
+            if current is not None and current.value_json == value_json:
+                return AnswerRecord(key, normalised, current.revision, current.last_answered_at)
+            revision = 1 if current is None else current.revision + 1
+            answer_pk = new_id() if current is None else current.id
+            if current is None:
+                s.execute(
+                    insert(Answer).values(
+                        id=answer_pk,
+                        assignment_pk=assignment_id,
+                        question_id=key.question_id,
+                        finding_id=finding_id,
+                        side=side,
+                        value_json=value_json,
+                        arm_value=arm_value,
+                        revision=revision,
+                        first_answered_at=now,
+                        last_answered_at=now,
+                    )
+                )
+            else:
+                s.execute(
+                    update(Answer)
+                    .where(Answer.id == answer_pk)
+                    .values(
+                        value_json=value_json,
+                        arm_value=arm_value,
+                        revision=revision,
+                        last_answered_at=now,
+                    )
+                )
+            revision_id = new_id()
+            s.execute(
+                insert(AnswerRevision).values(
+                    id=revision_id,
+                    answer_pk=answer_pk,
+                    revision=revision,
                     value_json=value_json,
                     arm_value=arm_value,
-                    revision=1,
-                    first_answered_at=now,
-                    last_answered_at=now,
+                    recorded_at=now,
                 )
-                s.add(answer)
-            else:
-                answer.value_json = value_json
-                answer.arm_value = arm_value
-                answer.revision += 1
-                answer.last_answered_at = now
-            revision = AnswerRevision(
-                id=new_id(),
-                answer_pk=answer.id,
-                revision=answer.revision,
-                value_json=value_json,
-                arm_value=arm_value,
-                recorded_at=now,
             )
-            s.add(revision)
             append_event(
                 s,
                 kind="answer_set",
                 created_at=now,
-                reader_id=reader_id,
-                assignment_id=a.id,
+                reader_id=target.reader_id,
+                assignment_id=assignment_id,
                 payload={
                     "question": key.question_id,
                     "finding": key.finding_id,
                     "side": key.side,
                     "value": normalised,
-                    "revision": answer.revision,
-                    "revision_id": revision.id,
+                    "revision": revision,
+                    "revision_id": revision_id,
                 },
             )
-            return AnswerRecord(key, normalised, answer.revision, now)
+            return AnswerRecord(key, normalised, revision, now)
 
     def required_keys(self, answers: dict[AnswerKey, AnswerValue]) -> list[AnswerKey]:
         """The answer keys that are required given ``answers`` (show-if rules applied)."""
