@@ -57,7 +57,6 @@ def test_sigkill_never_loses_a_committed_answer(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("fork")
     logs: list[Path] = []
     killed_while_writing = 0
-    started = time.monotonic()
     for k in range(N_KILLS):
         log = tmp_path / f"writer-{k:03d}.log"
         logs.append(log)
@@ -74,7 +73,6 @@ def test_sigkill_never_loses_a_committed_answer(tmp_path: Path) -> None:
         assert process.exitcode == -signal.SIGKILL, "the writer stopped before it was killed"
         if len(log.read_text().splitlines()) > 1:
             killed_while_writing += 1
-    elapsed = time.monotonic() - started
 
     printed = [
         line.split("\t") for log in logs for line in log.read_text().splitlines() if line != "READY"
@@ -97,4 +95,3 @@ def test_sigkill_never_loses_a_committed_answer(tmp_path: Path) -> None:
     assert missing == []
     with Store.open(db) as store:
         assert store.verify_events() == []
-    assert elapsed < 60
