@@ -208,7 +208,7 @@ def test_bench_study_create(benchmark: Any, tmp_path: Path) -> None:
 
 
 def main(skip_create: bool) -> None:
-    with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         folder = Path(tmp)
         latencies = commit_latencies(folder)
         raw = raw_commit_latencies(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -20,8 +21,9 @@ def alembic_config() -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str | None:
-    """Return the newest migration revision."""
+    """Return the newest migration revision (read once per process)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
