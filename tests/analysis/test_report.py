@@ -110,6 +110,7 @@ def test_every_file_is_written(knee_report: tuple[Path, dict]) -> None:
         "forest_dl_vs_conventional.png",
         "agreement_heatmaps.png",
         "image_quality_scores.png",
+        "vgc_curves.png",
     ):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     for name in results["files"]["tables"] + results["files"]["figures"]:
