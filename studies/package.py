@@ -555,6 +555,8 @@ def _merge_answer(
         return None
     if m_hist[: len(p_hist)] == p_hist:
         return None  # the study is ahead of the package
+    if [v for _, v in m_hist] == [v for _, v in p_hist]:
+        return None  # the same answers given in both places: nothing to choose between
     return tuple(v for _, v in m_hist), tuple(v for _, v in p_hist)
 
 

@@ -132,6 +132,7 @@ def test_conflicting_histories_are_reported_not_overwritten(study: Path, tmp_pat
         store.record_answer(other, AnswerKey("quality"), 3)
     with Store.open(study, clock=FakeClock()) as main:
         main.record_answer(view.assignment_id, AnswerKey("quality"), 4)  # answered at the hub too
+        main.record_answer(other, AnswerKey("quality"), 3)  # the same answer in both: no conflict
     report = merge_packages(study, [tmp_path / "pkg"])
     (conflict,) = report.conflicts
     assert conflict.key == AnswerKey("quality") and conflict.assignment_id == view.assignment_id
