@@ -327,6 +327,9 @@ class ReadingController(QObject):
             self.state.set_assignment(None)
             self.state.session_index = None
             self.refresh_sessions()
+            self.state.set_message(
+                f"Session {view.session_index} finished: all {view.n_in_session} cases read."
+            )
             self.session_finished.emit(view.session_index)
             return True
         self.open_assignment(following)

@@ -25,6 +25,11 @@ from reader_app.widgets.question_panel import QuestionPanel
 from studies.api import AnswerKey, AnswerValue, AssignmentView
 
 PANEL_WIDTH = 440
+KEYS_HINT = (
+    "Images: wheel or \u2191\u2193 slices \u00b7 Ctrl+wheel zoom \u00b7 drag pan \u00b7 "
+    "right-drag window \u00b7 F1\u2013F3 presets \u00b7 double-click reset.  "
+    "Questions: 1\u20139 answer \u00b7 Tab next question \u00b7 Enter next case."
+)
 
 
 class ReadingView(QWidget):
@@ -83,6 +88,11 @@ class ReadingView(QWidget):
         side_layout.addWidget(self.panel, 1)
         side_layout.addWidget(self.message)
         side_layout.addLayout(footer)
+        self.keys_hint = QLabel(KEYS_HINT, self)
+        self.keys_hint.setObjectName("hint")
+        self.keys_hint.setWordWrap(True)
+        self.keys_hint.setContentsMargins(10, 0, 10, 8)
+        side_layout.addWidget(self.keys_hint)
         self.message.setContentsMargins(10, 4, 10, 0)
 
         layout = QHBoxLayout(self)

@@ -1,6 +1,5 @@
-"""Real study databases for the viewer tests: phantom DICOM series, a protocol with every question
-type, CASES.csv, built with ``studies.create.create_study`` (the store's own population code when
-``create_study`` is not available), opened with the real ``Store``."""
+"""Real study databases for the viewer tests: phantom DICOM series, a protocol with every
+question type and CASES.csv, built with ``studies.create.create_study``, opened with ``Store``."""
 
 from __future__ import annotations
 
@@ -219,53 +218,10 @@ def write_source(
 
 
 def _populate(protocol_path: Path, cases_csv: Path, db: Path) -> None:
-    """Build the study database: ``create_study`` when it exists, else the store's population
-    code with the series copied under opaque folders (as create_study does)."""
-    try:
-        from studies.create import create_study
+    """Build the study database with ``create_study`` (copy, de-identify, leak scan)."""
+    from studies.create import create_study
 
-        create_study(protocol_path, cases_csv, db)
-        return
-    except Exception as exc:  # create_study missing or failing: say so, build it directly
-        import warnings
-
-        warnings.warn(
-            f"create_study unavailable ({exc!r}); building the study directly", stacklevel=1
-        )
-        for leftover in db.parent.glob("*"):
-            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    from sqlalchemy.orm import Session
-
-    from studies.cases import load_cases
-    from studies.db.engine import make_engine
-    from studies.db.migrate import upgrade
-    from studies.db.populate import SeriesCopy, opaque_id, write_study
-    from studies.protocol import parse_protocol
-    from studies.randomisation import ALGORITHM_VERSION, generate_assignments
-
-    text = protocol_path.read_text(encoding="utf-8")
-    protocol = parse_protocol(text, str(protocol_path))
-    cases = load_cases(cases_csv, protocol)
-    planned = generate_assignments(protocol, cases, protocol.seed)
-    images = db.parent / f"{db.stem}_images"
-    taken: set[str] = set()
-    series: dict[tuple[str, str], SeriesCopy] = {}
-    for row in cases:
-        sid = opaque_id("s", taken)
-        files = sorted(row.series_dir.glob("*.dcm"))
-        (images / sid).mkdir(parents=True)
-        for k, src in enumerate(files):
-            shutil.copyfile(src, images / sid / f"{k + 1:04d}.dcm")
-        series[(row.case_id, row.arm)] = SeriesCopy(sid, sid, len(files))
-    engine = make_engine(db)
-    upgrade(engine)
-    with Session(engine) as s, s.begin():
-        write_study(
-            s, protocol=protocol, protocol_toml=text, cases=cases, planned=planned,
-            series=series, images_dir=images.name, algorithm_version=ALGORITHM_VERSION,
-            created_at=START - timedelta(days=1),
-        )  # fmt: skip
-    engine.dispose()
+    create_study(protocol_path, cases_csv, db)
 
 
 StudyMaker = Callable[..., Path]
