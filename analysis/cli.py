@@ -45,8 +45,11 @@ def mrmc_command(
         f"{result.fom.upper()}: {len(result.treatments)} treatments x {len(result.readers)} "
         f"readers x {result.n_cases} cases ({result.n_diseased} diseased)"
     )
-    for trt, mean in result.treatment_means.items():
-        typer.echo(f"  treatment {trt}: mean {result.fom} {mean:.4f}")
+    for i, (trt, mean) in enumerate(result.treatment_means.items()):
+        per_reader = ", ".join(
+            f"{reader} {result.foms[i, j]:.4f}" for j, reader in enumerate(result.readers)
+        )
+        typer.echo(f"  treatment {trt}: mean {result.fom} {mean:.4f} (readers: {per_reader})")
     for test, label in (
         (result.rrrc, "random readers, random cases"),
         (result.frrc, "fixed readers, random cases"),

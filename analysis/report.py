@@ -658,10 +658,11 @@ def _accuracy(
 # ---------------------------------------------------------------------------------------------
 
 
-def _methods_paragraph(protocol: Protocol, n_boot: int, seed: int, has_truth: bool) -> str:
+def _methods_paragraph(protocol: Protocol, n_boot: int, seed: int, sections: Sequence[str]) -> str:
+    """Methods in words, for the analyses that were run (``sections``: their keys)."""
     ic = protocol.interchangeability
     parts = []
-    if ic is not None:
+    if ic is not None and "interchangeability" in sections:
         parts.append(
             "Interchangeability was assessed per finding with the excess-disagreement statistic "
             "of Obuchowski, Subhas and Schoenhagen (2014): for each case, the mean agreement of "
@@ -670,27 +671,35 @@ def _methods_paragraph(protocol: Protocol, n_boot: int, seed: int, has_truth: bo
             f"averaged over cases (grades >= {ic.threshold} counted as present). Fixed-reader "
             "95% confidence intervals use the case-jackknife standard error (Wald), with a "
             f"case-bootstrap percentile interval ({n_boot} resamples) alongside; the "
-            "random-reader analysis adds reader variability. The new arm was declared "
-            f"interchangeable for a finding when the upper 95% bound was below the margin of "
-            f"{ic.margin:g}; one-sided p-values against the margin were Holm-adjusted across "
-            "findings."
+            "random-reader analysis adds reader variability (jackknife variance components, "
+            "with a two-way reader and case bootstrap that never pairs a reader with itself "
+            "alongside). The new arm was declared interchangeable for a finding when the upper "
+            f"95% bound was below the margin of {ic.margin:g}; one-sided p-values against the "
+            "margin were Holm-adjusted across findings."
         )
-    parts.append(
-        "Image-quality scores were compared per reader with the Wilcoxon signed-rank test "
-        "(Pratt's handling of zero differences), with a proportional-odds model with "
-        "case-clustered standard errors, and with visual grading characteristics (VGC) "
-        "analysis with a case-bootstrap CI; preferences are shares with Wilson 95% CIs. "
-        "Agreement between readers is given as pairwise proportions of agreement, Fleiss' "
-        "kappa per arm (case-bootstrap CI), Cohen's weighted kappa within readers between arms "
-        "and Gwet's AC1/AC2."
-    )
-    if has_truth:
+    if "image_quality" in sections:
+        parts.append(
+            "Image-quality scores were compared per reader with the Wilcoxon signed-rank test "
+            "(Pratt's handling of zero differences), with a proportional-odds model with "
+            "case-clustered standard errors, and with visual grading characteristics (VGC; "
+            "Båth and Månsson 2007) with a case-bootstrap CI; preferences are shares with "
+            "Wilson 95% CIs."
+        )
+    if "agreement" in sections:
+        parts.append(
+            "Agreement between readers is given as pairwise proportions of agreement, Fleiss' "
+            "kappa per arm (case-bootstrap CI), Gwet's AC1 (present/absent) and AC2 (grades, "
+            "quadratic weights), and Cohen's quadratic-weighted kappa of each reader with "
+            "themself between arms."
+        )
+    if "accuracy" in sections:
         parts.append(
             "Against the reference standard, sensitivity and specificity per reader and arm are "
             "given with Wilson 95% CIs, and the arms were compared with the "
             "Obuchowski-Rockette method (empirical AUC; case-jackknife covariances; "
             "random readers and cases with Hillis denominator degrees of freedom, fixed "
-            "readers, fixed cases), for AUC, sensitivity and specificity."
+            "readers, fixed cases), for AUC, sensitivity (jackknife over diseased cases) and "
+            "specificity (over non-diseased cases)."
         )
     parts.append(f"Random resampling used a seeded generator (seed {seed}).")
     return " ".join(parts)
@@ -772,11 +781,9 @@ def build_report(
     if reads is not None:
         sections.append(_agreement(protocol, reads, comparisons, out_dir, n_boot=n_boot, rng=rng))
     progress(4, total, "accuracy")
-    has_truth = False
     if reads is not None and truth is not None and not truth.empty:
         acc = _accuracy(protocol, reads, truth, comparisons)
         if acc is not None:
-            has_truth = True
             sections.append(acc)
 
     analysed = answers
@@ -796,7 +803,7 @@ def build_report(
         "exclusions": exclusions,
     }
     iq_exclusions = iq.data.get("exclusions", []) if iq is not None else []
-    methods = _methods_paragraph(protocol, n_boot, seed, has_truth)
+    methods = _methods_paragraph(protocol, n_boot, seed, [sec.key for sec in sections])
 
     files: dict[str, list[str]] = {"tables": [], "figures": []}
     for section in sections:

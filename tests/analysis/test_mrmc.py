@@ -254,3 +254,15 @@ def test_invariances(seed: int, shift: float, scale: float) -> None:
         assert b.differences[0].estimate == pytest.approx(-a.differences[0].estimate)
         assert b.statistic == pytest.approx(a.statistic, nan_ok=True)
         assert b.differences[0].ci_low == pytest.approx(-a.differences[0].ci_high)
+
+
+def test_three_treatments_give_every_pairwise_difference(vandyke: pd.DataFrame) -> None:
+    third = vandyke[vandyke["treatment"] == "1"].assign(treatment="3")
+    res = mrmc_from_list(pd.concat([vandyke, third]))
+    assert res.rrrc.ndf == 2 and res.frrc.ndf == 2
+    pairs = [(d.first, d.second) for d in res.rrrc.differences]
+    assert pairs == [("1", "2"), ("1", "3"), ("2", "3")]
+    one_three = res.rrrc.differences[1]
+    assert one_three.estimate == 0.0
+    assert res.rrrc.differences[0].estimate == pytest.approx(-0.0438, abs=5e-5)
+    assert 0 <= res.rrrc.p <= 1
