@@ -101,7 +101,7 @@ class ReadingController(QObject):
         self._idle_timer = QTimer(self)
         self._idle_timer.setSingleShot(True)
         self._idle_timer.setInterval(idle_ms)
-        self._idle_timer.timeout.connect(self._idle_started)
+        self._idle_timer.timeout.connect(self.mark_idle)
         self._black_timer = QTimer(self)
         self._black_timer.setSingleShot(True)
         self._black_timer.setInterval(black_frame_ms)
@@ -393,7 +393,8 @@ class ReadingController(QObject):
             self._record("idle_ended", aid, {})
         self._idle_timer.start()
 
-    def _idle_started(self) -> None:
+    def mark_idle(self) -> None:
+        """The reader has been inactive for the idle threshold (the idle timer calls this)."""
         aid = self._current_open_id()
         if aid is not None and not self._idle:
             self._idle = True

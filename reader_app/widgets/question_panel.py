@@ -8,11 +8,12 @@ and then show what the reading state holds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDoubleValidator, QKeyEvent
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -70,6 +71,7 @@ class AnswerRow(QFrame):
     """One answer slot: its label and an editor (buttons, or a line edit for number / text)."""
 
     answer_given = Signal(object, object)  # AnswerKey, AnswerValue
+    invalid = Signal(str)  # a typed value the question does not accept
 
     def __init__(self, slot: AnswerSlot, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -138,19 +140,14 @@ class AnswerRow(QFrame):
         line = QLineEdit(editor)
         line.setObjectName("answerText")
         if self.question.type == "number":
-            validator = QDoubleValidator(line)
-            validator.setNotation(QDoubleValidator.Notation.StandardNotation)
-            if self.question.minimum is not None:
-                validator.setBottom(self.question.minimum)
-            if self.question.maximum is not None:
-                validator.setTop(self.question.maximum)
-            line.setValidator(validator)
+            # Checked on commit, not by a QValidator: a validator would swallow the Enter of an
+            # out-of-range value silently, and the reader must be told why nothing was saved.
             line.setFixedWidth(110)
         else:
             line.setMinimumWidth(180)
             if self.question.max_length:
                 line.setMaxLength(self.question.max_length)
-        line.editingFinished.connect(self._commit_line)
+        line.editingFinished.connect(self.commit_text)
         layout.addWidget(line)
         if self.question.type == "number" and self.question.unit:
             layout.addWidget(QLabel(self.question.unit, editor))
@@ -188,18 +185,36 @@ class AnswerRow(QFrame):
         self.choose(self._choices[number - 1][0])
         return True
 
-    def _commit_line(self) -> None:
+    def commit_text(self) -> bool:
+        """Answer with the typed number / text; False (and a message) if it is not acceptable."""
         if self.line_edit is None or self._read_only:
-            return
+            return True
         text = self.line_edit.text().strip()
         if self.question.type == "number":
-            if not text or not self.line_edit.hasAcceptableInput():
-                return
-            value: AnswerValue = float(text.replace(",", "."))
+            if not text:
+                return True
+            number = _parse_number(text)
+            low, high = self.question.minimum, self.question.maximum
+            if (
+                number is None
+                or (low is not None and number < low)
+                or (high is not None and number > high)
+            ):
+                bounds = ""
+                if low is not None and high is not None:
+                    bounds = f" from {_format_number(low)} to {_format_number(high)}"
+                elif low is not None:
+                    bounds = f" of at least {_format_number(low)}"
+                elif high is not None:
+                    bounds = f" of at most {_format_number(high)}"
+                self.invalid.emit(f"{self.question.text}: enter a number{bounds}.")
+                return False
+            value: AnswerValue = number
         else:
             value = text
         if value != self._value and not (value == "" and self._value is None):
             self.answer_given.emit(self.key, value)
+        return True
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = int(event.key())
@@ -255,6 +270,14 @@ class AnswerRow(QFrame):
 
 def _same(a: AnswerValue, b: AnswerValue) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _parse_number(text: str) -> float | None:
+    try:
+        number = float(text.replace(",", "."))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _format_number(value: AnswerValue) -> str:
@@ -344,15 +367,18 @@ class QuestionPanel(QScrollArea):
                     legend.setContentsMargins(10, 0, 8, 4)
                     layout.addWidget(legend)
                     self._headers.append((legend, [row]))
-                self.rows[slot.key] = row
-                row.answer_given.connect(self._give_answer)
+                self._add_row(row)
                 continue
             layout.addWidget(row)
-            self.rows[slot.key] = row
-            row.answer_given.connect(self._give_answer)
+            self._add_row(row)
         layout.addStretch(1)
         self.setWidget(body)
         self._sync_all()
+
+    def _add_row(self, row: AnswerRow) -> None:
+        self.rows[row.key] = row
+        row.answer_given.connect(self._give_answer)
+        row.invalid.connect(self.state.set_message)
 
     # -- state -> view ------------------------------------------------------------------------
     def _give_answer(self, key: AnswerKey, value: AnswerValue) -> None:

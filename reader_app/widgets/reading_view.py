@@ -162,9 +162,9 @@ class ReadingView(QWidget):
 
     def request_next(self) -> bool:
         """Next case (False while required answers are missing)."""
-        focused = self.focusWidget()
-        if focused is not None and hasattr(focused, "editingFinished"):
-            focused.editingFinished.emit()  # commit a number / text being typed
+        row = self.panel.current_row()
+        if row is not None and not row.commit_text():  # a number / text being typed
+            return False
         return self.controller.next_case()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:

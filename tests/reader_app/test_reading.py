@@ -233,3 +233,41 @@ def test_focus_idle_and_window_events_are_recorded(make_study, workstation):
     assert kinds.index("idle_started") < kinds.index("idle_ended")
     assert 1 <= kinds.count("window_level_changed") <= 2
     assert ws.store.verify_events() == []
+
+
+def test_a_number_out_of_range_is_refused_with_a_message(make_study, workstation):
+    ws = workstation(make_study("sequential"))
+    start_session(ws)
+    answer_required(ws)
+    row = ws.panel.rows[AnswerKey("effusion_mm")]
+    row.line_edit.setFocus()
+    press(ws, "75", Qt.Key.Key_Return)
+    assert "Effusion depth: enter a number from 0 to 50" in ws.reading.message.text()
+    assert ws.state.assignment.position == 1  # Enter did not leave the case
+    assert (
+        AnswerKey("effusion_mm")
+        not in ws.store.assignment(ws.state.assignment.assignment_id).answers
+    )
+    row.line_edit.clear()
+    press(ws, "7.5", Qt.Key.Key_Tab)
+    aid = ws.state.assignment.assignment_id
+    assert ws.store.assignment(aid).answers[AnswerKey("effusion_mm")] == 7.5
+
+
+def test_active_time_excludes_focus_loss_and_idle(make_study, workstation):
+    clock = FakeClock()
+    ws = workstation(make_study("sequential"), clock=clock, idle_ms=600_000)
+    start_session(ws)
+    aid = ws.state.assignment.assignment_id
+    answer_required(ws)
+    clock.advance(seconds=10)
+    ws.controller.set_focused(False)
+    clock.advance(seconds=100)
+    ws.controller.set_focused(True)
+    clock.advance(seconds=5)
+    ws.controller.mark_idle()  # what the idle timer does after the threshold
+    clock.advance(seconds=300)
+    ws.qtbot.keyClick(ws.reading.panes.panes[0], Qt.Key.Key_Down)  # idle_ended
+    clock.advance(seconds=2)
+    assert ws.controller.next_case()
+    assert ws.store.active_ms(aid) == 17_000  # 10 + 5 + 2 s; focus loss and idle excluded
