@@ -243,6 +243,7 @@ class ReadingController(QObject):
     def back_to_worklist(self) -> None:
         """Leave the reading view; every given answer is already stored."""
         self.close_case()
+        self.state.set_message("")
         self.state.set_assignment(None)
         self.state.session_index = None
         self.refresh_sessions()

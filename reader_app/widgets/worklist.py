@@ -57,6 +57,7 @@ class Worklist(QWidget):
         self.message.setWordWrap(True)
 
         column = QVBoxLayout()
+        column.setSpacing(10)
         column.addWidget(self.title)
         self.list.setSizeAdjustPolicy(QListWidget.SizeAdjustPolicy.AdjustToContents)
         self.list.setMaximumHeight(480)

@@ -141,7 +141,9 @@ def test_resume_after_closing_mid_case(make_study, workstation):
     assert kinds[-1] == "case_opened"
 
 
-def test_locked_session_cannot_be_opened_until_the_washout_ends(make_study, workstation):
+def test_locked_session_cannot_be_opened_until_the_washout_ends(
+    make_study, workstation, artifacts_dir
+):
     clock = FakeClock()
     ws = workstation(make_study("sequential", washout=28), clock=clock)
     ws.window.picker.choose()
@@ -152,6 +154,8 @@ def test_locked_session_cannot_be_opened_until_the_washout_ends(make_study, work
     finish_session(ws)
     item = ws.window.worklist.list.item(1)
     assert "opens on 29 Nov 2026" in item.text()
+    assert "Session 1 finished" in ws.window.worklist.message.text()
+    ws.window.grab().save(str(artifacts_dir / "worklist-washout.png"))
     assert not item.flags() & Qt.ItemFlag.ItemIsEnabled
     try:
         ws.controller.open_session(2)
