@@ -18,6 +18,7 @@ from reader_app.errors import ReaderAppError
 from reader_app.images import CaseImages, WindowLevel
 from reader_app.prefetch import Prefetcher
 from reader_app.questions import AnswerSlot, answer_slots, missing_required
+from reader_app.signals import emit
 from reader_app.state import ReadingState
 from studies.api import AnswerKey, AnswerValue, AssignmentView, ReaderInfo, SessionInfo
 from studies.errors import StudyError
@@ -304,7 +305,7 @@ class ReadingController(QObject):
             count = len(missing)
             noun = "answer is" if count == 1 else "answers are"
             self.state.set_message(f"{count} required {noun} missing (marked).")
-            self.missing_answers.emit(missing)
+            emit(self.missing_answers, missing)
             return False
         # The black frame starts now, so the store's work below happens while the screen is dark.
         shown = self.state.images
@@ -331,7 +332,7 @@ class ReadingController(QObject):
             self.state.set_message(
                 f"Session {view.session_index} finished: all {view.n_in_session} cases read."
             )
-            self.session_finished.emit(view.session_index)
+            emit(self.session_finished, view.session_index)
             return True
         self.open_assignment(following)
         return True
@@ -354,7 +355,7 @@ class ReadingController(QObject):
             self.state.set_images(images)
         finally:
             self._loading_images = False
-        self.case_shown.emit(aid)
+        emit(self.case_shown, aid)
 
     def _images_failed(self, assignment_id: str, message: str) -> None:
         view = self.state.assignment
@@ -366,7 +367,7 @@ class ReadingController(QObject):
             "Your answers are kept; please tell the study coordinator."
         )
         self.state.set_message(text)
-        self.images_failed.emit(text)
+        emit(self.images_failed, text)
 
     # -- events -------------------------------------------------------------------------------
     def _record(self, kind: str, assignment_id: str | None, payload: dict[str, object]) -> None:

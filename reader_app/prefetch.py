@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from reader_app.errors import ImageDecodeError
 from reader_app.images import CaseImages, load_case
+from reader_app.signals import emit
 from studies.api import AssignmentView
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,12 @@ class _DecodeJob(QRunnable):
             images = load_case(self._assignment_id, self._sides)
         except ImageDecodeError as exc:
             log.error("assignment %s: %s (%s)", self._assignment_id, exc, exc.detail)
-            self._relay.error.emit(self._assignment_id, f"{exc}.")
+            emit(self._relay.error, self._assignment_id, f"{exc}.")
         except Exception:  # a bug or a resource error: log it, tell the reader, keep running
             log.exception("assignment %s: decoding failed", self._assignment_id)
-            self._relay.error.emit(self._assignment_id, "the images could not be decoded.")
+            emit(self._relay.error, self._assignment_id, "the images could not be decoded.")
         else:
-            self._relay.done.emit(images)
+            emit(self._relay.done, images)
 
 
 class Prefetcher(QObject):
@@ -106,12 +107,12 @@ class Prefetcher(QObject):
         self._in_flight.discard(images.assignment_id)
         if images.assignment_id in self._wanted:
             self._cache[images.assignment_id] = images
-            self.loaded.emit(images)
+            emit(self.loaded, images)
 
     def _on_error(self, assignment_id: str, message: str) -> None:
         self._in_flight.discard(assignment_id)
         self.errors[assignment_id] = message
-        self.failed.emit(assignment_id, message)
+        emit(self.failed, assignment_id, message)
 
     @property
     def cached_bytes(self) -> int:

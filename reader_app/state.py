@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from reader_app.images import CaseImages, WindowLevel
+from reader_app.signals import emit
 from studies.api import AnswerKey, AnswerValue, AssignmentView, ReaderInfo, SessionInfo
 
 MIN_ZOOM = 0.25
@@ -38,7 +39,7 @@ class ViewState(QObject):
         index = max(0, min(int(index), max(self.n_slices - 1, 0)))
         if index != self.slice_index:
             self.slice_index = index
-            self.slice_changed.emit(index)
+            emit(self.slice_changed, index)
 
     def step_slice(self, step: int) -> None:
         """Move ``step`` slices (negative: towards slice 1)."""
@@ -49,7 +50,7 @@ class ViewState(QObject):
         zoom = max(MIN_ZOOM, min(float(zoom), MAX_ZOOM))
         if zoom != self.zoom:
             self.zoom = zoom
-            self.geometry_changed.emit()
+            emit(self.geometry_changed)
 
     def zoom_by(self, factor: float) -> None:
         """Multiply the zoom by ``factor``."""
@@ -60,20 +61,20 @@ class ViewState(QObject):
         if dx or dy:
             self.pan_x += float(dx)
             self.pan_y += float(dy)
-            self.geometry_changed.emit()
+            emit(self.geometry_changed)
 
     def set_window(self, window: WindowLevel) -> None:
         """Set the display window (width kept positive)."""
         window = WindowLevel(window.center, max(window.width, 1e-6))
         if window != self.window:
             self.window = window
-            self.window_changed.emit(window)
+            emit(self.window_changed, window)
 
     def reset_view(self) -> None:
         """Fit the image, centre it and restore the automatic window (the double-click)."""
         self.zoom = 1.0
         self.pan_x = self.pan_y = 0.0
-        self.geometry_changed.emit()
+        emit(self.geometry_changed)
         self.set_window(self.default_window)
 
     def apply_preset(self, name: str) -> None:
@@ -93,9 +94,9 @@ class ViewState(QObject):
         self.zoom = 1.0
         self.pan_x = self.pan_y = 0.0
         self.window = window
-        self.slice_changed.emit(self.slice_index)
-        self.geometry_changed.emit()
-        self.window_changed.emit(window)
+        emit(self.slice_changed, self.slice_index)
+        emit(self.geometry_changed)
+        emit(self.window_changed, window)
 
 
 class ReadingState(QObject):
@@ -127,20 +128,20 @@ class ReadingState(QObject):
     def set_reader(self, reader: ReaderInfo | None) -> None:
         """Set the reader at the workstation."""
         self.reader = reader
-        self.reader_changed.emit(reader)
+        emit(self.reader_changed, reader)
 
     def set_sessions(self, sessions: list[SessionInfo]) -> None:
         """Set the reader's sessions with their progress."""
         self.sessions = list(sessions)
-        self.sessions_changed.emit(self.sessions)
+        emit(self.sessions_changed, self.sessions)
 
     def set_assignment(self, assignment: AssignmentView | None) -> None:
         """Show a new assignment (answers taken from it; images cleared until decoded)."""
         self.assignment = assignment
         self.answers = dict(assignment.answers) if assignment is not None else {}
         self.images = None
-        self.images_changed.emit(None)
-        self.assignment_changed.emit(assignment)
+        emit(self.images_changed, None)
+        emit(self.assignment_changed, assignment)
 
     def set_images(self, images: CaseImages | None) -> None:
         """Show decoded images (``None``: black)."""
@@ -148,7 +149,7 @@ class ReadingState(QObject):
         if images is not None:
             n = min((v.shape[0] for v in images.volumes), default=0)
             self.view.load(n, images.window, images.presets)
-        self.images_changed.emit(images)
+        emit(self.images_changed, images)
 
     def set_answer(self, key: AnswerKey, value: AnswerValue) -> None:
         """Record that ``key`` now holds ``value`` (already stored by the controller)."""
@@ -156,9 +157,9 @@ class ReadingState(QObject):
             self.answers.pop(key, None)
         else:
             self.answers[key] = value
-        self.answer_changed.emit(key, value)
+        emit(self.answer_changed, key, value)
 
     def set_message(self, message: str) -> None:
         """Show a one-line message to the reader ("" clears it)."""
         self.message = message
-        self.message_changed.emit(message)
+        emit(self.message_changed, message)

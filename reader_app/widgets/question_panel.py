@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from reader_app.questions import AnswerSlot, is_shown
+from reader_app.signals import emit
 from reader_app.state import ReadingState
 from studies.api import AnswerKey, AnswerValue
 
@@ -174,9 +175,9 @@ class AnswerRow(QFrame):
             else:
                 current.append(str(value))
             order = [v for v, _ in self._choices]
-            self.answer_given.emit(self.key, sorted(current, key=order.index))
+            emit(self.answer_given, self.key, sorted(current, key=order.index))
         else:
-            self.answer_given.emit(self.key, value)
+            emit(self.answer_given, self.key, value)
 
     def answer_by_number(self, number: int) -> bool:
         """Answer with the ``number``-th choice (1-based); False if there is none."""
@@ -207,13 +208,13 @@ class AnswerRow(QFrame):
                     bounds = f" of at least {_format_number(low)}"
                 elif high is not None:
                     bounds = f" of at most {_format_number(high)}"
-                self.invalid.emit(f"{self.question.text}: enter a number{bounds}.")
+                emit(self.invalid, f"{self.question.text}: enter a number{bounds}.")
                 return False
             value: AnswerValue = number
         else:
             value = text
         if value != self._value and not (value == "" and self._value is None):
-            self.answer_given.emit(self.key, value)
+            emit(self.answer_given, self.key, value)
         return True
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
