@@ -172,14 +172,18 @@ def create_study(
             if row.subject_id not in subject_ids:
                 subject_ids[row.subject_id] = opaque_id("p", taken)
             sid = opaque_id("s", taken)
-            blind_series(
-                infos[(row.case_id, row.arm)],
+            source = infos[(row.case_id, row.arm)]
+            written = blind_series(
+                source,
                 tmp_images / sid,
                 opaque_series_id=sid,
                 opaque_patient_id=subject_ids[row.subject_id],
                 uid_map=uid_map,
             )
-            blinded[(row.case_id, row.arm)] = read_series(tmp_images / sid)
+            # Same geometry, new place: the leak scan reads the copies' headers itself.
+            blinded[(row.case_id, row.arm)] = replace(
+                source, folder=tmp_images / sid, files=tuple(written)
+            )
             copies[(row.case_id, row.arm)] = SeriesCopy(
                 sid, sid, infos[(row.case_id, row.arm)].n_slices
             )
