@@ -894,7 +894,3 @@ def validate_value(question: Question, value: AnswerValue) -> AnswerValue:
         return value
     raise StudyError(f"{q}: unsupported question type")  # pragma: no cover
 
-
-def value_of(answer_json: str) -> Any:
-    """Decode a stored answer value."""
-    return json.loads(answer_json)
