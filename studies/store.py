@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime, timedelta
 from numbers import Integral, Real
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from sqlalchemy import Engine, func, insert, inspect, select, update
 from sqlalchemy.exc import OperationalError
@@ -893,4 +892,3 @@ def validate_value(question: Question, value: AnswerValue) -> AnswerValue:
             raise StudyError(f"{q}: expected one of 'left', 'equal', 'right', got {value!r}")
         return value
     raise StudyError(f"{q}: unsupported question type")  # pragma: no cover
-
