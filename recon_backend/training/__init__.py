@@ -1,0 +1,1 @@
+"""Training of the small demo VarNet on simulated k-space (see :mod:`.train_demo`)."""

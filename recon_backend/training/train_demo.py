@@ -1,0 +1,365 @@
+"""Train the small demo VarNet on simulated k-space and evaluate it on held-out volumes.
+
+Run::
+
+    python -m recon_backend.training.train_demo --out recon_backend/weights/demo_varnet.pt --seed 0
+
+Every step draws a fresh training slice (:func:`recon_backend.simulate.training_volume`, only
+voxels of the training slabs), fresh coil maps, phase and noise, and a fresh
+equispaced-fraction mask (4x, centre fraction 0.08, the demo's defaults, random offset), and
+takes one Adam step on ``1 - SSIM`` (fastMRI's 7x7 SSIM) between the VarNet output and the
+fully sampled root sum of squares, both cropped to the image. The learning rate follows a cosine
+from ``--lr`` to ``--lr / 10``. ``--steps N`` fixes the run's length (and
+so the schedule); without it, the length is set from the speed of the first steps to fill
+``--minutes``. ``--minutes`` is also a hard cap (the CPU may be shared): a run cut short by it
+says so in the record.
+
+At the end the model is compared with zero filling and CG-SENSE on held-out volumes
+(:func:`recon_backend.simulate.heldout_volume`, disjoint from training and demo slices) with the
+fastMRI metrics, and the weights (state dict) and a JSON record (command, seed, hyper-parameters,
+time, metrics) are written next to each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from recon_backend import simulate
+from recon_backend.data.subsample import MaskFunc, create_mask_for_mask_type
+from recon_backend.fftc import ifft2c
+from recon_backend.models import VarNet
+from recon_backend.models.varnet import count_parameters
+
+Log = Callable[[str], None]
+
+
+def ssim_map_mean(
+    pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor, win_size: int = 7
+) -> torch.Tensor:
+    """Mean SSIM of ``(B, H, W)`` images with fastMRI's loss definition (uniform 7x7 window,
+    ``k1 = 0.01``, ``k2 = 0.03``, unbiased covariances), one ``data_range`` per image."""
+    x, y = pred.unsqueeze(1), target.unsqueeze(1)
+    kernel = torch.ones(1, 1, win_size, win_size, dtype=x.dtype) / win_size**2
+    n = win_size**2
+    cov_norm = n / (n - 1)
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    c1, c2 = c1.view(-1, 1, 1, 1), c2.view(-1, 1, 1, 1)
+    ux, uy = functional.conv2d(x, kernel), functional.conv2d(y, kernel)
+    uxx, uyy = functional.conv2d(x * x, kernel), functional.conv2d(y * y, kernel)
+    uxy = functional.conv2d(x * y, kernel)
+    vx, vy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return s.mean()
+
+
+def crop_rows(images: torch.Tensor, rows: int) -> torch.Tensor:
+    """Centre ``rows`` rows of ``(..., 2 * rows, W)`` images (undo the read-out oversampling)."""
+    top = (images.shape[-2] - rows) // 2
+    return images[..., top : top + rows, :]
+
+
+def rss(coil_images: torch.Tensor) -> torch.Tensor:
+    """Root sum of squares over dimension 1 of complex ``(B, C, H, W)`` images."""
+    return (coil_images.real.square() + coil_images.imag.square()).sum(1).sqrt()
+
+
+def training_example(
+    step: int, rng: np.random.Generator, mask_func: MaskFunc, size: int, coils: int, noise: float
+) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+    """One simulated training slice: masked k-space, mask, centre width and target image."""
+    images = simulate.training_volume(step, rng, n_slices=1, size=size)
+    kspace = torch.from_numpy(simulate.simulate_kspace(images, coils, rng, noise_std=noise))
+    target = crop_rows(rss(ifft2c(kspace)), size)
+    mask, num_low = mask_func((1, 1, 1, kspace.shape[-1], 1))
+    mask = mask.reshape(1, 1, 1, -1)
+    return kspace * mask + 0.0, mask, num_low, target
+
+
+def cosine_lr(step: int, total: int, lr: float) -> float:
+    """Cosine decay from ``lr`` to ``lr / 10`` over ``total`` steps."""
+    progress = min(step / max(total, 1), 1.0)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(
+    model: VarNet, args: argparse.Namespace, rng: np.random.Generator, log: Log
+) -> dict[str, Any]:
+    """Run the training loop; returns what the JSON record says about training."""
+    mask_func = create_mask_for_mask_type(
+        args.mask, [args.center_fraction], [args.accel]
+    )  # unseeded calls: seed its generator from ours
+    mask_func.rng.seed(int(rng.integers(2**31)))
+    optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
+    total = args.steps
+    budget = args.minutes * 60.0
+    started = time.perf_counter()
+    losses: list[float] = []
+    step = 0
+    model.train()
+    stopped_by_time = False
+    while total is None or step < total:
+        if time.perf_counter() - started > budget:
+            stopped_by_time = True  # the CPU is shared: never run far past the budget
+            break
+        kspace, mask, num_low, target = training_example(
+            step, rng, mask_func, args.image_size, args.coils, args.noise_std
+        )
+        for group in optimiser.param_groups:
+            # constant while the first steps are timed, so --steps N repeats a timed run exactly
+            warm = step < args.timing_steps or total is None
+            group["lr"] = args.lr if warm else cosine_lr(step, total or 1, args.lr)
+        output = crop_rows(model(kspace, mask, num_low), args.image_size)
+        loss = 1 - ssim_map_mean(output, target, target.amax(dim=(-2, -1)))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        elapsed = time.perf_counter() - started
+        if total is None and step == args.timing_steps:
+            total = max(step + 1, int(budget / (elapsed / step)))
+            log(f"{elapsed / step:.2f} s per step -> {total} steps in {args.minutes} min")
+        if step % args.log_every == 0:
+            recent = float(np.mean(losses[-args.log_every :]))
+            log(f"step {step}/{total}  loss {recent:.4f}  {elapsed / 60:.1f} min")
+    seconds = time.perf_counter() - started
+    model.eval()
+    return {
+        "steps": step,
+        "scheduled_steps": total,
+        "stopped_by_time_cap": stopped_by_time,
+        "seconds": round(seconds, 1),
+        "final_loss_mean_last_50": float(np.mean(losses[-50:])),
+        "loss": "1 - SSIM (fastMRI definition, 7x7 window) on the image crop",
+        "optimiser": f"Adam, lr {args.lr} cosine to {args.lr / 10}, batch 1",
+    }
+
+
+def heldout_cases(
+    args: argparse.Namespace,
+) -> list[tuple[str, torch.Tensor, torch.Tensor, int, torch.Tensor]]:
+    """The held-out volumes: name, masked k-space, mask, centre width and fully sampled RSS.
+
+    They depend only on ``--eval-seed`` (not on the training seed), so every model is compared
+    on the same data.
+    """
+    rng = np.random.default_rng(args.eval_seed)
+    cases = []
+    for index in range(args.heldout_volumes):
+        name = f"heldout_{index:02d}.h5"
+        images = simulate.heldout_volume(index, rng, args.heldout_slices, args.eval_size)
+        kspace = torch.from_numpy(
+            simulate.simulate_kspace(images, args.coils, rng, noise_std=args.noise_std)
+        )
+        target = crop_rows(rss(ifft2c(kspace)), args.eval_size)
+        mask_func = create_mask_for_mask_type(args.mask, [args.center_fraction], [args.accel])
+        mask, num_low = mask_func((1, 1, 1, kspace.shape[-1], 1), seed=tuple(map(ord, name)))
+        mask = mask.reshape(1, 1, 1, -1)
+        cases.append((name, kspace * mask + 0.0, mask, num_low, target))
+    return cases
+
+
+def evaluate_methods(
+    model: VarNet, args: argparse.Namespace, log: Log
+) -> dict[str, dict[str, float | None]]:
+    """Mean NMSE/PSNR/SSIM over the held-out volumes for zero filling, CG-SENSE and the VarNet."""
+    from recon_backend.evaluate import volume_metrics
+
+    methods: dict[str, Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]] = {
+        "zero-filled": lambda k, m, n: rss(ifft2c(k)),
+        "varnet": lambda k, m, n: model(k, m, n),
+    }
+    try:
+        from recon_backend.cg_sense import cg_sense
+    except ImportError:
+        log("recon_backend.cg_sense not available: CG-SENSE not evaluated")
+    else:
+        methods["cg-sense"] = lambda k, m, n: cg_sense(k, m, n, iterations=args.cg_iterations).abs()
+    per_method: dict[str, list[dict[str, float | None]]] = {name: [] for name in methods}
+    with torch.inference_mode():
+        for name, kspace, mask, num_low, target in heldout_cases(args):
+            reference = target.numpy()
+            for method, run in methods.items():
+                image = crop_rows(run(kspace, mask, num_low), args.eval_size).numpy()
+                metrics = volume_metrics(reference, image.astype(np.float32))
+                per_method[method].append(metrics)
+            log(f"{name}: " + "  ".join(f"{m} {per_method[m][-1]['ssim']:.4f}" for m in methods))
+    summary: dict[str, dict[str, float | None]] = {}
+    for method, rows in per_method.items():
+        summary[method] = {
+            key: float(np.mean([r[key] for r in rows if r[key] is not None]))
+            for key in ("ssim", "psnr", "nmse")
+        }
+    return summary
+
+
+def write_outputs(model: VarNet, out: Path, record: dict[str, Any]) -> tuple[Path, Path]:
+    """Write the state dict and the JSON record atomically (temporary file, then rename)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, out)
+    record["weights_sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
+    record["weights_bytes"] = out.stat().st_size
+    json_path = out.with_suffix(".json")
+    tmp_json = json_path.with_name(json_path.name + ".tmp")
+    tmp_json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp_json, json_path)
+    return out, json_path
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (defaults: the committed demo model's settings)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--out", type=Path, required=True, help="weights file (.pt); .json beside it")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--minutes", type=float, default=25.0, help="time cap; sizes the run when no --steps"
+    )
+    p.add_argument("--steps", type=int, default=None, help="number of steps (lr schedule length)")
+    p.add_argument("--timing-steps", type=int, default=10, help="steps timed to size the run")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights")
+    p.add_argument("--cascades", type=int, default=4)
+    p.add_argument("--chans", type=int, default=8)
+    p.add_argument("--pools", type=int, default=4)
+    p.add_argument("--sens-chans", type=int, default=4)
+    p.add_argument("--sens-pools", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--image-size", type=int, default=96, help="training image size (pixels)")
+    p.add_argument("--eval-size", type=int, default=simulate.IMAGE_SIZE)
+    p.add_argument("--coils", type=int, default=simulate.N_COILS)
+    p.add_argument("--noise-std", type=float, default=simulate.NOISE_STD)
+    p.add_argument("--mask", default="equispaced-fraction")
+    p.add_argument("--accel", type=int, default=4)
+    p.add_argument("--center-fraction", type=float, default=0.08)
+    p.add_argument("--heldout-volumes", type=int, default=4)
+    p.add_argument("--heldout-slices", type=int, default=6)
+    p.add_argument("--eval-seed", type=int, default=12345)
+    p.add_argument("--cg-iterations", type=int, default=15)
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy CPU)"
+    )
+    p.add_argument("--log-every", type=int, default=25)
+    args = p.parse_args(argv)
+    if args.steps is None and args.minutes <= 0:
+        p.error("--minutes must be positive (or give --steps)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train, evaluate and write the demo model; returns the JSON record."""
+    args = parse_args(argv)
+
+    def log(message: str) -> None:
+        print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    hparams = {
+        "num_cascades": args.cascades,
+        "sens_chans": args.sens_chans,
+        "sens_pools": args.sens_pools,
+        "chans": args.chans,
+        "pools": args.pools,
+    }
+    model = VarNet(**hparams)
+    if args.init is not None:
+        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
+    simulate.template_volumes()  # read the template before the clock starts
+    log(f"VarNet {hparams}: {count_parameters(model):,} parameters")
+    training = train(model, args, rng, log)
+    log(f"trained {training['steps']} steps in {training['seconds'] / 60:.1f} min; evaluating")
+    heldout = evaluate_methods(model, args, log)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    record: dict[str, Any] = {
+        "description": "Demo VarNet trained on SIMULATED multi-coil k-space (MNI152 template "
+        "magnitudes x synthetic coils and phase); for the demo only, not for clinical use.",
+        "command": "python -m recon_backend.training.train_demo " + shlex.join(argv_list),
+        "reproduce_exactly": None
+        if training["stopped_by_time_cap"]
+        else "python -m recon_backend.training.train_demo "
+        + shlex.join(_with_steps(argv_list, training["steps"])),
+        "seed": args.seed,
+        "hparams": hparams,
+        "n_parameters": count_parameters(model),
+        "init": str(args.init) if args.init else None,
+        "training": training
+        | {
+            "data": "recon_backend.simulate.training_volume: template z in "
+            f"{[[r.start, r.stop] for r in simulate.TRAINING_Z]} (axial, coronal, sagittal, "
+            "augmented), a fresh slice, coil set, phase, noise and mask every step",
+            "image_size": args.image_size,
+            "coils": args.coils,
+            "noise_std": args.noise_std,
+            "mask": {
+                "type": args.mask,
+                "accel": args.accel,
+                "center_fraction": args.center_fraction,
+            },
+            "threads": args.threads,
+        },
+        "heldout": {
+            "data": f"recon_backend.simulate.heldout_volume: axial template z in "
+            f"[{simulate.HELDOUT_Z.start}, {simulate.HELDOUT_Z.stop}) (demo uses "
+            f"[{simulate.DEMO_Z.start}, {simulate.DEMO_Z.stop}))",
+            "volumes": args.heldout_volumes,
+            "slices_per_volume": args.heldout_slices,
+            "image_size": args.eval_size,
+            "eval_seed": args.eval_seed,
+            "mask_seed": "tuple(map(ord, 'heldout_NN.h5'))",
+            "cg_sense_iterations": args.cg_iterations,
+            "metrics": "fastMRI definitions against the fully sampled RSS; mean over volumes",
+            "results": heldout,
+        },
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    }
+    weights, json_path = write_outputs(model, args.out, record)
+    log(f"wrote {weights} and {json_path}")
+    for method, metrics in heldout.items():
+        log(f"{method:12s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v))
+    return record
+
+
+def _with_steps(argv: list[str], steps: int) -> list[str]:
+    """``argv`` with ``--steps`` set to ``steps``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--steps":
+            skip = True
+            continue
+        if arg.startswith("--steps="):
+            continue
+        out.append(arg)
+    return [*out, "--steps", str(steps)]
+
+
+if __name__ == "__main__":
+    main()
