@@ -136,6 +136,8 @@ class Store:
         StudyError
             The file is missing, not a study database, or on a network file system.
         """
+        if is_url(db) and str(db).startswith("sqlite:///"):
+            db = Path(str(db).removeprefix("sqlite:///"))  # a file, with its image folder beside
         if is_url(db):
             source = str(db)
             engine = make_engine(source)
