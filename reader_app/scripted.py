@@ -82,8 +82,8 @@ def read_study_scripted(
     Raises
     ------
     ReaderAppError
-        Unknown reader, a session locked by the washout, or ``choose`` left a required answer
-        missing.
+        Unknown reader, a session locked by the washout, ``choose`` gave a value the question
+        does not accept (the store's message) or left a required answer missing.
     """
     app = _application()
     from reader_app.controller import ReadingController
@@ -123,8 +123,11 @@ def read_study_scripted(
                         if not is_shown(slot, controller.state.answers, protocol):
                             continue
                         value = choose(view, slot.question, slot.key.finding_id, slot.key.side)
-                        if value is not None:
-                            controller.set_answer(slot.key, value)
+                        if value is not None and not controller.set_answer(slot.key, value):
+                            raise ReaderAppError(
+                                f"reader {reader_id}, {view.display_label}: "
+                                f"{controller.state.message}"
+                            )
                     app.processEvents()
                     if screenshot_dir is not None and n_read < max_screenshots:
                         path = screenshot_dir / f"reading-{reader_id}-{n_read + 1:02d}.png"

@@ -57,3 +57,9 @@ def test_read_with_an_unknown_reader_is_a_clear_error(make_study):
     db = make_study("sequential")
     with pytest.raises(ReaderAppError, match="'R9' is not a reader of this study"):
         run_workstation(db, "R9")
+
+
+def test_scripted_reader_giving_a_bad_value_gets_the_stores_message(make_study):
+    db = make_study("paired")
+    with pytest.raises(ReaderAppError, match="quality"):
+        read_study_scripted(db, "R1", lambda view, question, finding, side: 9)
