@@ -235,7 +235,7 @@ def test_copy(cli, tmp_path: Path) -> None:
     code, out, err = cli("study", "copy", "--db", str(db), "--to", f"sqlite:///{target}")
     assert code == 0, err
     assert "rows copied" in out
-    with Store.open(target) as store:
+    with Store.open(f"sqlite:///{target}") as store:
         assert store.verify_events() == [] and [r.reader_id for r in store.readers()] == [
             "R1",
             "R2",
