@@ -138,8 +138,8 @@ def create_study(
     """
     if is_url(db_path):
         raise StudyError(
-            f"{db_path}: study create writes a SQLite file; create the study locally and "
-            "copy it to a server database afterwards"
+            f"{db_path}: study create writes a SQLite file; create the study locally, then "
+            "copy it to the server with `blindreader study copy --db STUDY.sqlite --to URL`"
         )
     db_path = Path(db_path)
     images = images_dir_for(db_path)
