@@ -89,7 +89,9 @@ class AnswerRow(QFrame):
         self._choices = _choices(self.question)
         self.line_edit: QLineEdit | None = None
 
-        required = " *" if self.question.required else ""
+        # Per-finding / per-side rows sit under their question's title, which carries the mark.
+        in_block = self.question.scope in ("finding", "side")
+        required = " *" if self.question.required and not in_block else ""
         self.title = QLabel(f"{title}{required}", self)
         self.title.setObjectName("rowTitle")
         self.title.setWordWrap(True)
@@ -436,7 +438,10 @@ class QuestionPanel(QScrollArea):
         target = next((r for r in rows if r.value is None), rows[0] if rows else None)
         if target is not None:
             target.setFocus(Qt.FocusReason.OtherFocusReason)
-            self.ensureWidgetVisible(target)
+            if target is rows[0]:
+                self.verticalScrollBar().setValue(0)  # show the group header above it too
+            else:
+                self.ensureWidgetVisible(target, 0, 40)
 
     def current_row(self) -> AnswerRow | None:
         """The row holding the keyboard focus."""
@@ -454,4 +459,4 @@ class QuestionPanel(QScrollArea):
         for row in self.rows.values():
             row.set_current(row is current)
         if current is not None:
-            self.ensureWidgetVisible(current, 0, 30)
+            self.ensureWidgetVisible(current, 0, 40)
