@@ -106,7 +106,7 @@ def test_next_prefetched_case(qtbot, tmp_path):
     try:
         for _ in range(5):
             qtbot.waitUntil(lambda: controller.state.images is not None, timeout=20000)
-            following = controller._following(controller.state.assignment)
+            following = controller.following(controller.state.assignment)
             qtbot.waitUntil(
                 lambda f=following: controller.prefetcher.get(f[0].assignment_id) is not None,
                 timeout=20000,

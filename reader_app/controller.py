@@ -220,12 +220,12 @@ class ReadingController(QObject):
         self._pending_images = view.assignment_id
         if not self._black_timer.isActive():  # Next started it already
             self._black_timer.start()
-        upcoming = [view, *self._following(view)]
+        upcoming = [view, *self.following(view)]  # current first: the worker decodes in order
         self.prefetcher.want(upcoming)
         if view.assignment_id in self.prefetcher.errors:
             self._images_failed(view.assignment_id, self.prefetcher.errors[view.assignment_id])
 
-    def _following(self, view: AssignmentView) -> list[AssignmentView]:
+    def following(self, view: AssignmentView) -> list[AssignmentView]:
         """The session's cases after ``view`` that still need reading (all, when read-only)."""
         return [
             v
@@ -294,7 +294,7 @@ class ReadingController(QObject):
         if view is None:
             return False
         if view.read_only:
-            later = self._following(view)
+            later = self.following(view)
             if later:
                 self.open_assignment(later[0])
             else:
