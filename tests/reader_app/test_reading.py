@@ -275,3 +275,27 @@ def test_active_time_excludes_focus_loss_and_idle(make_study, workstation):
     clock.advance(seconds=2)
     assert ws.controller.next_case()
     assert ws.store.active_ms(aid) == 17_000  # 10 + 5 + 2 s; focus loss and idle excluded
+
+
+def test_paired_case_read_by_keyboard_with_linked_panes(make_study, workstation):
+    ws = workstation(make_study("paired"))
+    start_session(ws)
+    view = ws.state.assignment
+    left, right = ws.reading.panes.panes
+    ws.qtbot.keyClick(left, Qt.Key.Key_Down)
+    assert left.slice_counter_text() == right.slice_counter_text() == "4 / 6"
+    ws.panel.focus_first()
+    press(ws, "2", Qt.Key.Key_Tab, "4", Qt.Key.Key_Tab, "3")  # left 2, right 4, prefer right
+    reason = ws.panel.rows[AnswerKey("reason")]
+    assert not reason.isHidden()
+    press(ws, Qt.Key.Key_Return)  # blocked: the reason is now required
+    assert ws.state.assignment.assignment_id == view.assignment_id
+    assert ws.panel.current_row() is reason  # the focus went to what is missing
+    press(ws, "1", Qt.Key.Key_Return)
+    stored = ws.store.assignment(view.assignment_id)
+    assert stored.completed
+    assert stored.answers == {
+        AnswerKey("quality", side="left"): 2, AnswerKey("quality", side="right"): 4,
+        AnswerKey("preference"): "right", AnswerKey("reason"): "sharp",
+    }  # fmt: skip
+    assert ws.state.assignment.position == 2

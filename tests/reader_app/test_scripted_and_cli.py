@@ -63,3 +63,22 @@ def test_scripted_reader_giving_a_bad_value_gets_the_stores_message(make_study):
     db = make_study("paired")
     with pytest.raises(ReaderAppError, match="quality"):
         read_study_scripted(db, "R1", lambda view, question, finding, side: 9)
+
+
+def test_read_opens_the_workstation_and_returns_when_it_is_closed(make_study, qapp):
+    from PySide6.QtCore import QTimer
+
+    from reader_app.widgets.main_window import MainWindow
+
+    db = make_study("sequential")
+    seen = []
+
+    def close_windows():
+        for widget in qapp.topLevelWidgets():
+            if isinstance(widget, MainWindow) and widget.isVisible():
+                seen.append((widget.windowTitle(), widget.stack.currentWidget().objectName()))
+                widget.close()
+
+    QTimer.singleShot(300, close_windows)
+    assert run_workstation(db, "R2") == 0
+    assert seen == [("blindreader  \u2014  Knee reading study  \u2014  Dr Bo Reader", "worklist")]
