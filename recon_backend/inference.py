@@ -19,13 +19,14 @@ from torch import nn
 
 from recon_backend.cg_sense import cg_sense
 from recon_backend.coil_combine import calibration_width, rss_combine
-from recon_backend.data import KspaceVolume
+from recon_backend.data import H5Kspace, KspaceVolume
 from recon_backend.device import (
     PeakMemory,
     device_name,
     free_cached_memory,
     is_out_of_memory,
     memory_budget_bytes,
+    release_freed_memory,
     resolve_device,
 )
 from recon_backend.errors import ReconError
@@ -135,15 +136,18 @@ class _BatchRunner:
         self.mask_t = torch.from_numpy(mask.mask).to(device).reshape(1, 1, 1, -1) if mask else None
 
     def __call__(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        kspace = torch.from_numpy(np.ascontiguousarray(self.volume.kspace[start:stop]))
-        kspace = kspace.to(self.device)
+        source = self.volume.kspace[start:stop]
+        kspace = torch.from_numpy(np.ascontiguousarray(source)).to(self.device)
+        # in-place masking only when the batch is our own copy, never the caller's array
+        owned = isinstance(self.volume.kspace, H5Kspace) or kspace.data_ptr() != source.ctypes.data
         reference = None
         if self.volume.fully_sampled:
             reference = center_crop(rss_combine(ifft2c(kspace)), self.crop)
         if self.method == "rss":
             return (reference if reference is not None else self._rss(kspace)), reference
         assert self.mask is not None and self.mask_t is not None
-        masked = kspace * self.mask_t + 0.0
+        # k * mask + 0.0 (no negative zeros); in place saves two batch-sized copies
+        masked = kspace.mul_(self.mask_t).add_(0.0) if owned else kspace * self.mask_t + 0.0
         del kspace
         if self.method == "zero-filled":
             return self._rss(masked), reference
@@ -257,6 +261,7 @@ def reconstruct(
                 batch = max(1, (stop - done) // 2)
                 continue
             done = stop
+            release_freed_memory(torch_device)
             progress(done, n_slices, message)
     seconds = time.perf_counter() - started
     stored = volume.reference

@@ -239,3 +239,24 @@ def test_auto_batch_is_bounded_and_independent_of_slice_count(make_fastmri_file:
     per_slice = 4 * 64 * 48 * 8
     assert estimate_batch_size(forty, "zero-filled", cpu, budget_bytes=per_slice * 5 * 3) == 3
     assert estimate_batch_size(forty, "zero-filled", cpu, budget_bytes=1) == 1
+
+
+def test_device_choice_on_this_machine() -> None:
+    from recon_backend.device import resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else None
+    assert resolve_device("cpu") == torch.device("cpu")
+    if expected is None:
+        assert resolve_device("auto").type in ("mps", "cpu")
+        with pytest.raises(ReconError, match="cuda"):
+            resolve_device("cuda")
+    else:
+        assert resolve_device("auto").type == "cuda"
+    with pytest.raises(ReconError, match="--device"):
+        resolve_device("gpu")
+
+
+def test_peak_memory_is_measured_on_the_cpu(fastmri_file: Path) -> None:
+    result = reconstruct(load_kspace(fastmri_file, lazy=True), "rss", device="cpu")
+    assert result.peak_memory_bytes > 10 * 2**20  # at least the interpreter and torch
+    assert result.seconds > 0 and result.device.startswith("cpu")
