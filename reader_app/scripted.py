@@ -86,6 +86,8 @@ def read_study_scripted(
         does not accept (the store's message) or left a required answer missing.
     """
     app = _application()
+    from PySide6.QtCore import QEvent
+
     from reader_app.controller import ReadingController
     from reader_app.questions import is_shown
     from reader_app.widgets.main_window import MainWindow
@@ -140,5 +142,9 @@ def read_study_scripted(
         finally:
             window.close()
             controller.shutdown()
+            # The demo reads reader after reader in one process: free this reader's widgets.
+            window.deleteLater()
+            controller.deleteLater()
+            app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
             app.processEvents()
     return n_read
