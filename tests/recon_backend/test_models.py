@@ -130,3 +130,15 @@ def test_norm_unet_and_sensitivity_model_match_fastmri():
 def test_norm_unet_rejects_a_bad_real_view():
     with pytest.raises(ValueError, match="last dimension of size 2"):
         NormUnet(4, 2)(torch.randn(1, 1, 16, 16, 3))
+
+
+def test_varnet_under_autocast_keeps_complex64_and_float32_output():
+    torch.manual_seed(6)
+    model = VarNet(num_cascades=2, sens_chans=2, sens_pools=2, chans=4, pools=2).eval()
+    kspace, mask, num_low = masked_inputs(1, 3, 32, 32, EquispacedMaskFractionFunc([0.1], [4]), 1)
+    with torch.inference_mode():
+        reference = model(kspace, mask, num_low)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(kspace, mask, num_low)
+    assert mixed.dtype == torch.float32
+    assert relative_error(mixed, reference) < 0.05  # bfloat16 convolutions, float32 FFTs
