@@ -40,6 +40,14 @@ _ACTIVITY_EVENTS = {
 }
 
 
+def _not_saved(what: str, exc: BaseException) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (
+        f"{what} could not be saved ({type(exc).__name__}: {reason[:160]}). Nothing else is lost; "
+        "try again, and tell the study coordinator if it persists."
+    )
+
+
 class _ActivityFilter(QObject):
     """Application-wide event filter: any key, click, wheel or move is reader activity."""
 
@@ -275,6 +283,10 @@ class ReadingController(QObject):
             log.warning("answer refused: %s", exc)
             self.state.set_message(str(exc))
             return False
+        except Exception as exc:  # the database itself failed: say so, keep the app running
+            log.exception("answer not stored")
+            self.state.set_message(_not_saved("The answer", exc))
+            return False
         self.state.set_message("")
         self.state.set_answer(key, value)
         return True
@@ -313,11 +325,15 @@ class ReadingController(QObject):
         self._black_timer.start()
         try:
             self.store.complete_assignment(view.assignment_id)
-        except StudyError as exc:
+        except Exception as exc:
             self._black_timer.stop()
             if shown is not None:
                 self.state.set_images(shown)
-            self.state.set_message(str(exc))
+            if isinstance(exc, StudyError):
+                self.state.set_message(str(exc))
+            else:
+                log.exception("assignment not completed")
+                self.state.set_message(_not_saved("The case", exc))
             return False
         self._flush_window_event()
         self._record("case_closed", view.assignment_id, {"completed": True})
@@ -378,7 +394,7 @@ class ReadingController(QObject):
             self.store.record_event(
                 reader.reader_id, kind, assignment_id=assignment_id, payload=payload
             )
-        except StudyError as exc:  # the event log must never stop the reading
+        except Exception as exc:  # the event log must never stop the reading
             log.error("event %s not recorded: %s", kind, exc)
 
     def _current_open_id(self) -> str | None:

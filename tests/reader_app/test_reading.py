@@ -299,3 +299,21 @@ def test_paired_case_read_by_keyboard_with_linked_panes(make_study, workstation)
         AnswerKey("preference"): "right", AnswerKey("reason"): "sharp",
     }  # fmt: skip
     assert ws.state.assignment.position == 2
+
+
+def test_a_database_failure_is_shown_and_the_app_keeps_running(make_study, workstation):
+    import sqlite3
+
+    db = make_study("sequential")
+    ws = workstation(db)
+    start_session(ws)
+    assert ws.controller.set_answer(ACL, 3)
+    with sqlite3.connect(db) as con:  # the store loses its answer table under the viewer
+        con.execute("ALTER TABLE answer RENAME TO answer_gone")
+    assert not ws.controller.set_answer(MENISCUS, 2)
+    assert "The answer could not be saved (OperationalError" in ws.reading.message.text()
+    assert ws.panel.rows[MENISCUS].value is None  # the panel shows what is stored
+    with sqlite3.connect(db) as con:
+        con.execute("ALTER TABLE answer_gone RENAME TO answer")
+    assert ws.controller.set_answer(MENISCUS, 2)
+    assert ws.reading.message.text() == ""
