@@ -1,7 +1,8 @@
 """Reading packages for workstations: ``pack_reader`` and ``merge_packages``.
 
 A package is a folder with ``study.sqlite`` (a fresh database holding the study, its protocol and
-only one reader: their sessions, assignments, earlier answers and events, no truth),
+only one reader: their sessions, assignments, earlier answers and events; no truth, and cases and
+subjects named by their opaque ids only),
 ``study_images/`` (the series that reader's assignments show) and ``manifest.json`` (study id,
 protocol sha256, reader, and the sha256 of every image file). The reader answers in the package
 with the viewer; ``merge_packages`` brings the answers, revisions and events back.
@@ -214,12 +215,13 @@ def _write_package(
                 _copy_rows(dst, model, src.execute(select(model.__table__)))
             cases = src.execute(select(Case.__table__).where(Case.id.in_(case_pks))).all()
             subject_pks = {c.subject_pk for c in cases}
-            _copy_rows(
-                dst,
-                Subject,
-                src.execute(select(Subject.__table__).where(Subject.id.in_(subject_pks))),
-            )
-            _copy_rows(dst, Case, cases)
+            # The workstation needs no study ids: cases and subjects go by their opaque ids.
+            subjects = [
+                {**dict(r._mapping), "subject_id": r.opaque_id}
+                for r in src.execute(select(Subject.__table__).where(Subject.id.in_(subject_pks)))
+            ]
+            dst.execute(insert(Subject), subjects)
+            dst.execute(insert(Case), [{**dict(c._mapping), "case_id": c.opaque_id} for c in cases])
             shown: set[tuple[str, str]] = set()
             for a in assignments:
                 for arm_pk in (a.arm_pk, a.left_arm_pk, a.right_arm_pk):

@@ -56,6 +56,11 @@ def test_pack_writes_a_self_contained_package(study: Path, tmp_path: Path) -> No
         assert str(pkg) in str(view.sides[0].files[0])
     con = sqlite3.connect(pkg / "study.sqlite")
     assert con.execute("select count(*) from case_truth").fetchone()[0] == 0  # no truth
+    case_ids = [r[0] for r in con.execute('select case_id from "case"')]
+    subject_ids = [r[0] for r in con.execute("select subject_id from subject")]
+    assert all(c.startswith("c-") for c in case_ids) and all(
+        s.startswith("p-") for s in subject_ids
+    )
     con.close()
     (pkg / "study_images" / sorted(wanted)[0] / "0001.dcm").write_bytes(b"changed")
     assert check_images(pkg, manifest) == [f"study_images/{sorted(wanted)[0]}/0001.dcm: changed"]
@@ -80,7 +85,8 @@ def test_answers_from_a_package_merge_once(study: Path, tmp_path: Path) -> None:
     with Store.open(pkg / "study.sqlite", clock=clock) as store:
         finish_session(store, "R1", 1, step=lambda: clock.advance(minutes=1))
         first = store.assignments("R1", 1)[1].assignment_id
-        expected = answers_frame(store, unblinded=True)
+        expected = answers_frame(store)
+        assert all(c.startswith("c-") for c in answers_frame(store, unblinded=True)["case"])
     before = snapshot(study)
     report = merge_packages(study, [pkg])
     (merged,) = report.packages
@@ -92,9 +98,9 @@ def test_answers_from_a_package_merge_once(study: Path, tmp_path: Path) -> None:
         assert main.verify_events() == []
         s1, s2 = main.sessions("R1")
         assert s1.finished and s2.not_before is not None and s2.locked
-        got = answers_frame(main, unblinded=True)
+        got = answers_frame(main)
         assert main.active_ms(first) >= 0
-    cols = ["reader", "session", "position", "case", "arm", "question", "finding", "value"]
+    cols = ["reader", "session", "position", "case", "question", "finding", "value"]
     assert got[cols].astype(str).values.tolist() == expected[cols].astype(str).values.tolist()
     again = merge_packages(study, [pkg, pkg])
     assert all(not p.changed for p in again.packages)
