@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import platform
-import resource
 import sys
 import threading
 from collections.abc import Callable
@@ -97,24 +96,45 @@ def process_rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def max_rss_bytes() -> int:
-    """Peak resident set size of this process since it started (``getrusage``)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux ``clear_refs``); False if not."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int | None:
+    """The kernel's peak RSS of this process since start or the last reset (Linux ``VmHWM``).
+
+    Unlike ``getrusage``'s ``ru_maxrss`` it is not inherited from a parent across ``exec``.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 class PeakMemory:
     """Context manager measuring peak memory while it is active.
 
-    On CUDA the allocator's peak (``torch.cuda.max_memory_allocated``) after a reset; elsewhere
-    the process RSS sampled every ``interval`` seconds by a background thread. ``peak_bytes``
-    holds the result after the block.
+    On CUDA the allocator's peak (``torch.cuda.max_memory_allocated``) after a reset. Elsewhere
+    the process's peak resident set size: exactly from the kernel where Linux lets the mark be
+    reset, else sampled every ``interval`` seconds by a background thread. ``peak_bytes`` holds
+    the result after the block.
     """
 
     def __init__(self, device: torch.device, interval: float = 0.005) -> None:
         self.device = device
         self.interval = interval
         self.peak_bytes = 0
+        self._kernel_mark = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -126,8 +146,10 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self.peak_bytes = process_rss_bytes()
+            return self
+        self.peak_bytes = process_rss_bytes()
+        self._kernel_mark = _reset_peak_rss() and peak_rss_bytes() is not None
+        if not self._kernel_mark:
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
@@ -145,7 +167,8 @@ class PeakMemory:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, process_rss_bytes())
+        kernel_peak = peak_rss_bytes() if self._kernel_mark else None
+        self.peak_bytes = max(self.peak_bytes, kernel_peak or 0, process_rss_bytes())
 
 
 def memory_budget_bytes(device: torch.device) -> int:
