@@ -158,8 +158,8 @@ def main() -> None:
     print("| step | wall time (s) | CPU time (s) |")
     print("|---|---:|---:|")
     print(
-        f"| whole report, first run (lazy imports of matplotlib, statsmodels included) | {first:.2f} | "
-        f"{first_cpu:.2f} |"
+        "| whole report, first run (lazy imports of matplotlib, statsmodels included) | "
+        f"{first:.2f} | {first_cpu:.2f} |"
     )
     print(
         f"| whole report, further runs (best wall / mean CPU of 2) | {report_s:.2f} | "

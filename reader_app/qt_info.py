@@ -1,4 +1,4 @@
-"""Qt facts for ``blindreader info`` (kept here: ``reader_app`` is the only package importing Qt)."""
+"""Qt facts for ``blindreader info`` (here: ``reader_app`` is the only package importing Qt)."""
 
 
 def qt_version() -> str:

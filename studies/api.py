@@ -110,4 +110,3 @@ __all__ = [
     "SessionInfo",
     "Side",
 ]
-
