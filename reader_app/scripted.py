@@ -8,6 +8,7 @@ shown question, press Next. What the demo's simulated reader answers comes from 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +27,28 @@ Chooser = Callable[["AssignmentView", "Question", "str | None", "str | None"], "
 IMAGE_TIMEOUT_S = 30.0
 
 
+#: Warnings of Qt's offscreen platform that say nothing about the reading (window hints a
+#: screenless platform cannot honour); everything else still reaches stderr.
+_OFFSCREEN_NOISE = ("does not support propagateSizeHints",)
+
+
+def _quiet_offscreen_noise() -> None:
+    from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
+
+    def handler(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+        if not any(noise in message for noise in _OFFSCREEN_NOISE):
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
 def _application() -> QApplication:
     if not any(os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication
+
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        _quiet_offscreen_noise()
 
     app = QApplication.instance() or QApplication(["blindreader-scripted"])
     assert isinstance(app, QApplication)

@@ -183,7 +183,6 @@ def read_headless(
 ) -> tuple[int, list[Path]]:
     """Scripted readers answer every assignment through the real viewer, offscreen."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false")
     from reader_app.scripted import read_study_scripted
     from studies.store import Store
 
