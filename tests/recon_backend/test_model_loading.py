@@ -97,3 +97,18 @@ def test_missing_file_and_unknown_kind(tmp_path):
     torch.save(VarNet(**SMALL_VARNET).state_dict(), path)
     with pytest.raises(ReconError, match="unknown model kind 'gan'"):
         load_model(path, "gan")  # type: ignore[arg-type]
+
+
+def test_committed_demo_weights_load_with_their_recorded_hparams():
+    import json
+    from pathlib import Path
+
+    import recon_backend
+
+    weights = Path(recon_backend.__file__).parent / "weights" / "demo_varnet.pt"
+    record = json.loads(weights.with_suffix(".json").read_text())
+    model, hparams = load_model(weights, "varnet")
+    assert hparams == record["hparams"]
+    assert sum(p.numel() for p in model.parameters()) == record["n_parameters"]
+    results = record["heldout"]["results"]
+    assert results["varnet"]["ssim"] > results["cg-sense"]["ssim"] > results["zero-filled"]["ssim"]
