@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from recon_backend.coil_combine import estimate_sensitivities, expand_coils, sensitivity_combine
-from recon_backend.fftc import fft2c, ifft2c
+from recon_backend.coil_combine import estimate_sensitivities
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -56,12 +55,32 @@ def cg_sense(
     mask = mask.to(masked_kspace.real.dtype)
     if sensitivities is None:
         sensitivities = estimate_sensitivities(masked_kspace, num_low_frequencies)
+    # Work in FFT order (images ifftshift-ed, k-space unshifted): the centred transforms then
+    # need no shifts inside the loop, and two preallocated coil-sized buffers serve every
+    # iteration, so the loop allocates no large tensors at all.
+    dims = (-2, -1)
+    sens = torch.fft.ifftshift(sensitivities, dim=dims)
+    del sensitivities
+    sens_conj = sens.conj()
+    mask_fft = torch.fft.ifftshift(
+        mask.expand(*mask.shape[:-2], masked_kspace.shape[-2], -1), dim=dims
+    )
+    coil = torch.empty_like(masked_kspace)
+    kspace = torch.empty_like(masked_kspace)
 
     def normal(x: torch.Tensor) -> torch.Tensor:
-        coil_k = fft2c(expand_coils(x, sensitivities)) * mask
-        return sensitivity_combine(ifft2c(coil_k), sensitivities) + regularisation * x
+        torch.mul(sens, x.unsqueeze(1), out=coil)
+        torch.fft.fft2(coil, dim=dims, norm="ortho", out=kspace)
+        kspace.mul_(mask_fft)
+        torch.fft.ifft2(kspace, dim=dims, norm="ortho", out=coil)
+        combined = coil.mul_(sens_conj).sum(dim=1)
+        return combined.add_(x, alpha=regularisation) if regularisation else combined
 
-    rhs = sensitivity_combine(ifft2c(masked_kspace * mask), sensitivities)
+    rhs = torch.fft.ifftshift(masked_kspace, dim=dims)
+    rhs.mul_(mask_fft)
+    torch.fft.ifft2(rhs, dim=dims, norm="ortho", out=coil)
+    del rhs
+    rhs = coil.mul_(sens_conj).sum(dim=1)
     x = torch.zeros_like(rhs)
     residual = rhs.clone()
     direction = residual.clone()
@@ -74,10 +93,10 @@ def cg_sense(
         q = normal(direction)
         pq = _dot(direction, q)
         alpha = torch.where(active & (pq > 0), rr / torch.where(pq > 0, pq, 1.0), 0.0)
-        x = x + alpha[:, None, None] * direction
-        residual = residual - alpha[:, None, None] * q
+        x.add_(alpha[:, None, None] * direction)
+        residual.sub_(alpha[:, None, None] * q)
         rr_new = _dot(residual, residual)
         beta = torch.where(active, rr_new / torch.where(rr > 0, rr, 1.0), 0.0)
-        direction = residual + beta[:, None, None] * direction
+        direction.mul_(beta[:, None, None]).add_(residual)
         rr = torch.where(active, rr_new, rr)
-    return x
+    return torch.fft.fftshift(x, dim=dims)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 import torch
 
@@ -63,29 +65,55 @@ def free_cached_memory(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
-def release_freed_memory(device: torch.device) -> None:
-    """Return freed heap memory to the operating system after a batch (CPU, glibc only).
+#: glibc ``mallopt`` parameter number of ``M_MMAP_THRESHOLD``.
+_M_MMAP_THRESHOLD = -3
+#: glibc's own ceiling for its dynamic mmap threshold on 64-bit systems (32 MiB).
+GLIBC_MAX_MMAP_THRESHOLD = 32 << 20
 
-    glibc raises its mmap threshold after large buffers are freed, so later slice batches
-    come from the heap and fragments stay resident; without the trim, resident memory creeps up
-    with the number of batches although live memory does not.
+
+@contextlib.contextmanager
+def cpu_heap_policy(device: torch.device, mmap_threshold: int) -> Iterator[None]:
+    """Fix glibc's mmap threshold while reconstructing on the CPU, so the peak does not creep.
+
+    glibc raises its mmap threshold (up to 32 MiB) whenever a large mapped buffer is freed, so
+    after the first batches large buffers are carved out of the heap and the peak resident
+    memory grows with the number of batches through fragmentation, although live memory does
+    not (measured on 15-coil 320x184 slices, batch 4: CG-SENSE +20 to +45 % for 40 slices
+    against 10, VarNet +13 %). A fixed threshold makes every batch allocate alike: 4 MiB for the
+    classical methods (their few coil-sized buffers are then mapped and unmapped, which costs
+    little), 64 MiB for the networks (mapping each activation would slow VarNet about 4x).
+    Afterwards the threshold stays at glibc's own ceiling, the state the dynamic rule
+    reaches anyway. No effect off Linux/glibc or on GPUs.
     """
+    libc = _libc() if device.type == "cpu" and sys.platform.startswith("linux") else None
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        yield
+        return
+    mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, GLIBC_MAX_MMAP_THRESHOLD)
+
+
+def release_freed_memory(device: torch.device) -> None:
+    """Return freed heap memory to the operating system after a batch (CPU, glibc only)."""
     if device.type != "cpu" or not sys.platform.startswith("linux"):
         return
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _libc() -> Any:
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # musl and others have no malloc_trim
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
         return None
 
 

@@ -22,6 +22,7 @@ from recon_backend.coil_combine import calibration_width, rss_combine
 from recon_backend.data import H5Kspace, KspaceVolume
 from recon_backend.device import (
     PeakMemory,
+    cpu_heap_policy,
     device_name,
     free_cached_memory,
     is_out_of_memory,
@@ -171,6 +172,13 @@ class _BatchRunner:
         return rss_combine(center_crop(ifft2c(kspace), self.crop))
 
 
+def _mmap_threshold(method: str) -> int:
+    """glibc mmap threshold for a CPU run (see :func:`recon_backend.device.cpu_heap_policy`)."""
+    if method in MODEL_METHODS:
+        return 64 << 20
+    return 4 << 20
+
+
 def reconstruct(
     volume: KspaceVolume,
     method: str,
@@ -239,7 +247,8 @@ def reconstruct(
     reference = np.empty_like(images) if volume.fully_sampled else None
     message = f"{volume.path.name}: {method}"
     started = time.perf_counter()
-    with PeakMemory(torch_device) as peak, torch.inference_mode():
+    heap = cpu_heap_policy(torch_device, _mmap_threshold(method))
+    with heap, PeakMemory(torch_device) as peak, torch.inference_mode():
         done = 0
         progress(0, n_slices, message)
         while done < n_slices:
