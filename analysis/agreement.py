@@ -235,7 +235,12 @@ def fleiss_kappa(
     low, high = _t_interval(value, se, n_cases)
     draws = case_counts if case_counts is not None else resampling.CaseCounts(rng, n_boot)
     boot = fleiss_bootstrap(counts, draws(n_cases))
-    boot_low, boot_high = resampling.percentile_interval(boot)
+    boot_low: float | None = None
+    boot_high: float | None = None
+    # A resample whose cases all fall in one category has kappa 0/0; with few cases every
+    # resample can, and then there is no bootstrap interval (Gwet's SE and t-interval remain).
+    if np.isfinite(boot).any():
+        boot_low, boot_high = resampling.percentile_interval(boot)
     return CoefficientResult(
         finding=finding,
         arm=arm,

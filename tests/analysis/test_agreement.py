@@ -205,6 +205,16 @@ def test_coefficients_are_bounded_and_perfect_agreement_gives_one(seed, n_reader
     assert gwet_ac(ratings[:, order], [1, 2, 3]).value == pytest.approx(ac1.value)
 
 
+def test_fleiss_without_any_estimable_resample_has_no_bootstrap_interval():
+    # Three cases, perfect agreement: a resample of only the two category-1 cases has kappa 0/0.
+    # With this seed all five resamples are such (found by search; hypothesis met it under CI).
+    perfect = np.array([[1.0, 1.0], [1.0, 1.0], [2.0, 2.0]])
+    result = fleiss_kappa(perfect, [1, 2, 3], n_boot=5, rng=np.random.default_rng(160))
+    assert result.value == pytest.approx(1.0)
+    assert result.boot_ci_low is None and result.boot_ci_high is None
+    assert result.to_dict()["boot_ci_low"] is None
+
+
 def test_bad_inputs():
     with pytest.raises(AnalysisError, match="not one of the categories"):
         gwet_ac(np.array([[1.0, 7.0], [1.0, 1.0]]), [1, 2, 3])

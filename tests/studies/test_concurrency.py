@@ -45,7 +45,9 @@ def test_four_writers_at_once(tmp_path: Path) -> None:
         for k in range(N_PROCESSES)
     ]
     assert all(shares)
-    ctx = multiprocessing.get_context("fork")
+    # a forkserver, not a fork of the test process, whose threads' locks a child could inherit
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["studies.store"])
     barrier = ctx.Barrier(N_PROCESSES)
     queue = ctx.Queue()
     processes = [

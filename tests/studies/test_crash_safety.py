@@ -1,7 +1,9 @@
 """A writer killed with SIGKILL at random moments loses no committed answer and no integrity.
 
-Each writer is a forked child process (the test process has the libraries imported already, so a
-start costs milliseconds and 50+ kills fit in a few seconds). The child opens the store and
+Each writer is forked from a forkserver that has the store already imported, so a start costs
+milliseconds and 50+ kills fit in a few seconds. (Forking the test process itself is not safe:
+it may hold threads and locks of earlier tests, Qt's and torch's among them, and a child that
+inherits a held lock hangs.) The child opens the store and
 records answers and events in a loop; after each ``record_answer`` returns it appends a line to
 its own log file (a plain ``write``, which survives the process being killed). Once the child
 says it is ready, the parent kills it after a random delay (50-350 ms: mid-transaction, mid-fsync,
@@ -54,7 +56,8 @@ def test_sigkill_never_loses_a_committed_answer(tmp_path: Path) -> None:
         store.record_event("R1", "case_opened", assignment_id=views[0].assignment_id)
     targets = [(v.reader_id, v.assignment_id) for v in views]
     rng = np.random.default_rng(20261121)
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["studies.store", "tests.studies.test_crash_safety"])
     logs: list[Path] = []
     killed_while_writing = 0
     for k in range(N_KILLS):
