@@ -7,6 +7,7 @@ inside the functions so that importing :mod:`analysis` stays light.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,10 +165,20 @@ def agreement_heatmaps(
     """
     plt = _pyplot()
     arms = list(matrices) or [""]
+    # One reader order (R2 before R10) in every panel, so the panels can be compared cell by cell.
+    readers = sorted(
+        {str(r) for m in matrices.values() for r in m.index},
+        key=lambda r: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", r)],
+    )
     fig, axes = plt.subplots(1, len(arms), figsize=(3.9 * len(arms) + 0.8, 3.8), squeeze=False)
     image = None
     for ax, arm in zip(axes[0], arms, strict=True):
         mat = matrices.get(arm, pd.DataFrame())
+        if not mat.empty:
+            mat = mat.set_axis(mat.index.astype(str), axis=0).set_axis(
+                mat.columns.astype(str), axis=1
+            )
+            mat = mat.reindex(index=readers, columns=readers)
         data = mat.to_numpy(dtype=float) if not mat.empty else np.full((1, 1), np.nan)
         image = ax.imshow(data, vmin=0.0, vmax=1.0, cmap="viridis")
         ticks = [str(r) for r in mat.index]
