@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pydicom
 import pytest
 
 from tests.studies.conftest import make_series
+from tests.studies.study_factory import FakeClock
 
 SEQUENTIAL_TOML = """
 title = "Knee reading study"
@@ -148,20 +148,6 @@ group = "preference"
 
 #: Source names that must never be visible to the reader (checked by the blinding test).
 PATIENT_NAMES = ("Quixote^Alonso", "Panza^Sancho", "Dulcinea^Toboso", "Rocinante^Horse")
-START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """A clock the test moves by hand (the store's washout reads it)."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 def phantom(n_slices: int, rows: int, cols: int, seed: int) -> np.ndarray:
