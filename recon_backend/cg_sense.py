@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from recon_backend.coil_combine import estimate_sensitivities
+from recon_backend.fftc import fftshift2, ifftshift2
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -59,12 +60,10 @@ def cg_sense(
     # need no shifts inside the loop, and two preallocated coil-sized buffers serve every
     # iteration, so the loop allocates no large tensors at all.
     dims = (-2, -1)
-    sens = torch.fft.ifftshift(sensitivities, dim=dims)
+    sens = ifftshift2(sensitivities)
     del sensitivities
     sens_conj = sens.conj()
-    mask_fft = torch.fft.ifftshift(
-        mask.expand(*mask.shape[:-2], masked_kspace.shape[-2], -1), dim=dims
-    )
+    mask_fft = ifftshift2(mask.expand(*mask.shape[:-2], masked_kspace.shape[-2], -1))
     coil = torch.empty_like(masked_kspace)
     kspace = torch.empty_like(masked_kspace)
 
@@ -76,7 +75,7 @@ def cg_sense(
         combined = coil.mul_(sens_conj).sum(dim=1)
         return combined.add_(x, alpha=regularisation) if regularisation else combined
 
-    rhs = torch.fft.ifftshift(masked_kspace, dim=dims)
+    rhs = ifftshift2(masked_kspace)
     rhs.mul_(mask_fft)
     torch.fft.ifft2(rhs, dim=dims, norm="ortho", out=coil)
     del rhs
@@ -99,4 +98,4 @@ def cg_sense(
         beta = torch.where(active, rr_new / torch.where(rr > 0, rr, 1.0), 0.0)
         direction.mul_(beta[:, None, None]).add_(residual)
         rr = torch.where(active, rr_new, rr)
-    return torch.fft.fftshift(x, dim=dims)
+    return fftshift2(x)

@@ -143,7 +143,7 @@ class _BatchRunner:
         owned = isinstance(self.volume.kspace, H5Kspace) or kspace.data_ptr() != source.ctypes.data
         reference = None
         if self.volume.fully_sampled:
-            reference = center_crop(rss_combine(ifft2c(kspace)), self.crop)
+            reference = self._rss(kspace)
         if self.method == "rss":
             return (reference if reference is not None else self._rss(kspace)), reference
         assert self.mask is not None and self.mask_t is not None
