@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -86,8 +86,6 @@ class InterchangeabilityResult:
     margin: float
     readers: str
     method: str
-    interchangeable: bool
-    p_value: float
     measure: str
     threshold: float | None
     estimator: str
@@ -96,6 +94,15 @@ class InterchangeabilityResult:
     boot_ci_high: float | None = None
     p_holm: float | None = None
     interchangeable_holm: bool | None = None
+    # Derived from the interval and the margin, so no constructor can state them inconsistently.
+    interchangeable: bool = field(init=False)
+    p_value: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interchangeable", bool(self.ci_high < self.margin))
+        object.__setattr__(
+            self, "p_value", _one_sided_p(self.excess_disagreement, self.se, self.margin)
+        )
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dictionary (NaN becomes None)."""
@@ -266,8 +273,6 @@ def excess_disagreement(
         margin=margin,
         readers=readers,
         method=method,
-        interchangeable=bool(ci_high < margin),
-        p_value=_one_sided_p(gamma, se, margin),
         measure=measure,
         threshold=threshold,
         estimator="between-reader",
@@ -729,8 +734,6 @@ def _same_reader_result(
         margin=margin,
         readers=readers,
         method=method,
-        interchangeable=bool(ci_high < margin),
-        p_value=_one_sided_p(gamma, se, margin),
         measure=measure,
         threshold=threshold,
         estimator="same-reader",
