@@ -21,7 +21,8 @@ from blindreader.demo.scripted_readers import ScriptedReader, SeriesFacts
 
 #: A file that marks a folder as made by the demo, so a re-run may clear it.
 MARKER = ".blindreader-demo"
-ARMS = {"conventional": "rss", "dl": "varnet"}
+#: The study arm each reconstruction method stands for (zero-filled only without the demo model).
+ARM_OF_METHOD = {"rss": "conventional", "varnet": "dl", "zero-filled": "dl"}
 READER_ERROR_RATES = (0.06, 0.10, 0.14)
 
 Report = Callable[[str], None]
@@ -105,7 +106,7 @@ def reconstruct_arms(out: Path, report: Report) -> list[dict[str, Any]]:
 
     inputs = sorted((out / "kspace").glob("*.h5"))
     recon_dir = out / "recon"
-    ai_method = ARMS["dl"] if default_model_path("varnet") is not None else "zero-filled"
+    ai_method = "varnet" if default_model_path("varnet") is not None else "zero-filled"
     with progress_bar() as progress:
         entries = run_recon(inputs, recon_dir, "rss", progress=progress)
         entries += run_recon(
@@ -122,8 +123,6 @@ def write_cases_csv(
     out: Path, entries: list[dict[str, Any]], truth: dict[str, dict[str, int]]
 ) -> Path:
     """CASES.csv for ``study create``: one row per case and arm, with the truth columns."""
-    arm_of_method = {method: arm for arm, method in ARMS.items()}
-    arm_of_method["zero-filled"] = "dl"
     path = out / "CASES.csv"
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -137,7 +136,7 @@ def write_cases_csv(
                 [
                     case_id,
                     f"subject-{case_id}",
-                    arm_of_method[entry["method"]],
+                    ARM_OF_METHOD[entry["method"]],
                     (Path("recon") / series_dir).as_posix(),
                     *[truth[case_id][x] for x in FINDINGS],
                 ]
@@ -153,11 +152,11 @@ def series_facts(
     from studies.store import Store
 
     ssim = {}
-    arm_of_method = {"rss": "conventional", "varnet": "dl", "zero-filled": "dl"}
     for entry in entries:
         metrics = entry.get("metrics") or {}
-        arm = arm_of_method[entry["method"]]
-        value = 1.0 if arm == "conventional" else float(metrics.get("ssim", 0.8))
+        arm = ARM_OF_METHOD[entry["method"]]
+        # the demo's k-space is fully sampled, so every series has an SSIM against its RSS
+        value = 1.0 if arm == "conventional" else float(metrics["ssim"])
         ssim[(Path(entry["input"]).stem, arm)] = value
     with Store.open(db) as store:
         key = key_frame(store)
