@@ -14,7 +14,7 @@ QT_DEBS := libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3
 QT_LIBS := libglib-2.0.so.0 libGL.so.1 libEGL.so.1 libxkbcommon.so.0 libfontconfig.so.1 libdbus-1.so.3
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint typecheck contracts pytest bench clean qt-libs
+.PHONY: demo test test-timeshift lint typecheck contracts pytest bench clean qt-libs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,26 @@ pytest: $(VENV)/.dev qt-libs
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 test: lint typecheck contracts pytest
+
+# The whole pytest suite with the system clock a year ahead and 300 days back (libfaketime, with
+# the shim in tests/tools/monotonic_sleep.c that keeps Python's sleeps working under it): no
+# test may depend on today's date.
+FAKETIME_LIB := /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+TIMESHIFTS ?= +400d -300d
+test-timeshift: $(VENV)/.dev qt-libs
+	@if [ ! -e $(FAKETIME_LIB) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; \
+	  else echo "install faketime: sudo apt-get install -y faketime"; exit 1; fi; \
+	fi
+	cc -shared -fPIC -O2 -o $(VENV)/monotonic_sleep.so tests/tools/monotonic_sleep.c -ldl
+	@for shift in $(TIMESHIFTS); do \
+	  echo "== pytest with the system clock moved $$shift"; \
+	  FAKETIME="$$shift" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+	  LD_PRELOAD="$(CURDIR)/$(VENV)/monotonic_sleep.so:$(FAKETIME_LIB)" \
+	  QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider || exit 1; \
+	done
 
 bench: $(VENV)/.dev qt-libs
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest benchmarks -q --benchmark-enable

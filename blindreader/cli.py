@@ -7,6 +7,7 @@ Qt and statsmodels are imported inside the commands that need them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import typer
 
@@ -18,6 +19,7 @@ from reader_app.errors import ReaderAppError
 from recon_backend import cli as recon_cli
 from recon_backend.errors import ReconError
 from studies import cli as studies_cli
+from studies.clock import Clock, system_clock
 from studies.errors import StudyError
 
 app = typer.Typer(
@@ -47,10 +49,19 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def main() -> None:
-    """Run the command line; user errors become one line on stderr and exit status 1."""
+def main(argv: Sequence[str] | None = None, *, clock: Clock = system_clock) -> None:
+    """Run the command line; user errors become one line on stderr and exit status 1.
+
+    Parameters
+    ----------
+    argv
+        The arguments (default: ``sys.argv[1:]``).
+    clock
+        Where every command reads "now" (see :mod:`studies.clock`). The console script always
+        runs on the system clock; only an in-process caller (a test) passes another one.
+    """
     try:
-        app()
+        app(args=None if argv is None else list(argv), obj=clock)
     except USER_ERRORS as exc:
         message = str(exc) or exc.__class__.__name__
         if (

@@ -9,6 +9,7 @@ import typer
 
 
 def demo(
+    ctx: typer.Context,
     out: Path = typer.Option(
         Path("demo-output"), "--out", help="Folder for everything the demo makes."
     ),
@@ -18,7 +19,8 @@ def demo(
 ) -> None:
     """Build the demo study end to end and either open the viewer or read it with scripts."""
     from blindreader.demo.run import run_demo
+    from studies.cli import command_clock
 
     start = time.perf_counter()
-    run_demo(out, headless=headless, report=typer.echo)
+    run_demo(out, headless=headless, report=typer.echo, clock=command_clock(ctx))
     typer.echo(f"demo finished in {time.perf_counter() - start:.0f} s; everything is in {out}")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from reader_app.errors import ReaderAppError
+from studies.clock import Clock, system_clock
 
 
 def has_display() -> bool:
@@ -14,7 +15,7 @@ def has_display() -> bool:
     return any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
-def run_workstation(db: Path, reader_id: str | None = None) -> int:
+def run_workstation(db: Path, reader_id: str | None = None, *, clock: Clock = system_clock) -> int:
     """Open the reading workstation on ``db`` and run until the window closes.
 
     Raises
@@ -40,7 +41,7 @@ def run_workstation(db: Path, reader_id: str | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("blindreader")
     apply_theme(app)
-    with Store.open(db) as store:
+    with Store.open(db, clock=clock) as store:
         controller = ReadingController(store)
         if reader_id is not None:
             controller.select_reader(reader_id)

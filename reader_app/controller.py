@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 
+from reader_app.dates import opening_text
 from reader_app.errors import ReaderAppError
 from reader_app.images import CaseImages, WindowLevel
 from reader_app.prefetch import Prefetcher
@@ -196,7 +197,7 @@ class ReadingController(QObject):
         if info.locked:
             if info.not_before is not None:
                 raise ReaderAppError(
-                    f"Session {index} opens on {info.not_before:%d %b %Y} (washout period)"
+                    f"Session {index} opens on {opening_text(info.not_before)} (washout period)"
                 )
             raise ReaderAppError(f"Session {index} opens when the earlier session is finished")
         self.state.session_index = index

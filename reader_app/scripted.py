@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reader_app.errors import ReaderAppError
+from studies.clock import Clock, system_clock
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -76,6 +77,7 @@ def read_study_scripted(
     *,
     screenshot_dir: Path | None = None,
     max_screenshots: int = 4,
+    clock: Clock = system_clock,
 ) -> int:
     """Read every assignment of one reader, session after session, through the real viewer.
 
@@ -117,7 +119,7 @@ def read_study_scripted(
     if screenshot_dir is not None:
         screenshot_dir.mkdir(parents=True, exist_ok=True)
     n_read = 0
-    with Store.open(db_path) as store:
+    with Store.open(db_path, clock=clock) as store:
         controller = ReadingController(store, black_frame_ms=0)
         window = MainWindow(controller)
         window.resize(1400, 860)

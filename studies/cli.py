@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from studies.clock import Clock, system_clock
 from studies.errors import StudyError
 
 study_app = typer.Typer(help="Create and manage blinded reader studies.", no_args_is_help=True)
@@ -32,6 +33,16 @@ DbOption = Annotated[
     str,
     typer.Option("--db", help="The study database (SQLite file, or a postgresql+psycopg:// URL)."),
 ]
+
+
+def command_clock(ctx: typer.Context) -> Clock:
+    """The clock the command line was started with (``blindreader.cli.main``'s ``clock``).
+
+    Commands read "now" only through it. It is set in-process by whoever calls ``main``, never
+    by an option or an environment variable (see :mod:`studies.clock`).
+    """
+    obj = ctx.find_root().obj
+    return obj if callable(obj) else system_clock
 
 
 def register(app: typer.Typer) -> None:
@@ -61,6 +72,7 @@ def validate(
 
 @study_app.command("create")
 def create(
+    ctx: typer.Context,
     protocol: Annotated[Path, typer.Argument(help="The protocol TOML file.")],
     cases: Annotated[Path, typer.Option("--cases", help="CASES.csv: one row per case and arm.")],
     db: Annotated[Path, typer.Option("--db", help="The study database to create (new file).")],
@@ -89,7 +101,9 @@ def create(
         def progress(done: int, total: int, message: str) -> None:
             bar.update(task, completed=done, total=total, description=message)
 
-        summary = create_study(protocol, cases, db, allow_leak=allow_leak, progress=progress)
+        summary = create_study(
+            protocol, cases, db, allow_leak=allow_leak, progress=progress, clock=command_clock(ctx)
+        )
     typer.echo(f"{summary.db_path}: study {summary.title!r} created ({summary.design})")
     typer.echo(
         f"  {summary.n_cases} cases, {summary.n_series} series ({summary.n_slices} images) in "
@@ -104,14 +118,14 @@ def create(
 
 
 @study_app.command("status")
-def status(db: DbOption) -> None:
+def status(ctx: typer.Context, db: DbOption) -> None:
     """Progress per reader and session, and which sessions are locked by the washout."""
     from rich.console import Console
     from rich.table import Table
 
     from studies.store import Store
 
-    with Store.open(db) as store:
+    with Store.open(db, clock=command_clock(ctx)) as store:
         table = Table(title=store.study_title)
         for column in ("reader", "name", "session", "done", "state"):
             table.add_column(column)
@@ -133,6 +147,7 @@ def status(db: DbOption) -> None:
 
 @study_app.command("export")
 def export(
+    ctx: typer.Context,
     db: DbOption,
     what: Annotated[ExportWhat, typer.Option("--what", help="Which table to write.")],
     out: Annotated[Path, typer.Option("--out", help="The CSV file to write.")],
@@ -151,17 +166,17 @@ def export(
         raise StudyError("--finding applies only to --what mrmc")
     if unblinded and what is not ExportWhat.answers:
         raise StudyError("--unblinded applies only to --what answers")
-    with Store.open(db) as store:
+    with Store.open(db, clock=command_clock(ctx)) as store:
         n = write_export(store, what.value, out, unblinded=unblinded, finding=finding)
     typer.echo(f"{out}: {n} rows ({what.value}{', unblinded' if unblinded else ''})")
 
 
 @study_app.command("verify")
-def verify(db: DbOption) -> None:
+def verify(ctx: typer.Context, db: DbOption) -> None:
     """Check the event hash chain and the answer history; exit 1 naming the first problem."""
     from studies.store import Store
 
-    with Store.open(db) as store:
+    with Store.open(db, clock=command_clock(ctx)) as store:
         problems = store.verify_events()
         if problems:
             for problem in problems[1:]:
@@ -182,6 +197,7 @@ def verify(db: DbOption) -> None:
 
 @study_app.command("pack")
 def pack(
+    ctx: typer.Context,
     db: DbOption,
     reader: Annotated[str, typer.Option("--reader", help="The reader's id.")],
     out: Annotated[Path, typer.Option("--out", help="The package folder to create.")],
@@ -189,7 +205,7 @@ def pack(
     """Write a self-contained reading package for one reader's workstation."""
     from studies.package import pack_reader
 
-    summary = pack_reader(db, reader, out)
+    summary = pack_reader(db, reader, out, clock=command_clock(ctx))
     typer.echo(
         f"{summary.out_dir}: package for reader {summary.reader_id} "
         f"({summary.n_assignments} assignments, {summary.n_series} series, "
@@ -199,13 +215,14 @@ def pack(
 
 @study_app.command("merge")
 def merge(
+    ctx: typer.Context,
     db: DbOption,
     packages: Annotated[list[Path], typer.Argument(help="Returned package folders.")],
 ) -> None:
     """Import answers and events from returned packages (idempotent; conflicts are reported)."""
     from studies.package import merge_packages
 
-    report = merge_packages(db, packages)
+    report = merge_packages(db, packages, clock=command_clock(ctx))
     for p in report.packages:
         typer.echo(
             f"{p.package}: reader {p.reader_id}: {p.n_answers} new answers, {p.n_revisions} "
@@ -223,6 +240,7 @@ def merge(
 
 @study_app.command("copy")
 def copy(
+    ctx: typer.Context,
     db: DbOption,
     to: Annotated[
         str, typer.Option("--to", help="An empty database URL, e.g. postgresql+psycopg://...")
@@ -231,5 +249,5 @@ def copy(
     """Copy a study (rows, ids and event chain) into an empty server database."""
     from studies.db.copy import copy_study
 
-    n = copy_study(db, to)
+    n = copy_study(db, to, clock=command_clock(ctx))
     typer.echo(f"{to}: {n} rows copied from {db}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from studies.cases import CaseRow, load_cases
+from studies.clock import Clock, system_clock, utc_now
 from studies.db.engine import check_local_filesystem, is_url, make_engine
 from studies.db.migrate import upgrade
 from studies.db.populate import SeriesCopy, opaque_id, write_study
@@ -30,7 +31,6 @@ from studies.leak_scan import Leak, scan_for_leaks
 from studies.progress import ProgressCallback, no_progress
 from studies.protocol import Protocol, load_protocol
 from studies.randomisation import ALGORITHM_VERSION, generate_assignments
-from studies.store import utc_clock
 
 #: How many leaks the error message lists (the rest are counted).
 LEAKS_SHOWN = 10
@@ -109,6 +109,7 @@ def create_study(
     *,
     allow_leak: str | None = None,
     progress: ProgressCallback = no_progress,
+    clock: Clock = system_clock,
 ) -> StudySummary:
     """Create a blinded study: copy, de-identify and scan the series, store the assignments.
 
@@ -125,6 +126,8 @@ def create_study(
         event chain together with the leaks.
     progress
         ``progress(done, total, message)``.
+    clock
+        The time the study records as its creation (see :mod:`studies.clock`).
 
     Returns
     -------
@@ -219,7 +222,7 @@ def create_study(
                     series=copies,
                     images_dir=images.name,
                     algorithm_version=ALGORITHM_VERSION,
-                    created_at=utc_clock(),
+                    created_at=utc_now(clock),
                     extra_events=extra,
                     subject_opaque_ids=subject_ids,
                 )

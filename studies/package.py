@@ -29,6 +29,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from studies.api import AnswerKey
+from studies.clock import Clock, system_clock
 from studies.db.engine import make_engine
 from studies.db.migrate import upgrade
 from studies.db.models import (
@@ -146,6 +147,7 @@ def pack_reader(
     out_dir: Path | str,
     *,
     progress: ProgressCallback = no_progress,
+    clock: Clock = system_clock,
 ) -> PackSummary:
     """Write a self-contained reading package for one reader.
 
@@ -158,6 +160,10 @@ def pack_reader(
     out_dir
         The package folder to create (must not exist, or be empty). Built under a temporary
         name beside it and renamed when complete.
+    progress
+        ``progress(done, total, message)``.
+    clock
+        The time the package records as its creation (see :mod:`studies.clock`).
 
     Returns
     -------
@@ -168,7 +174,7 @@ def pack_reader(
         raise StudyError(f"{out_dir}: already exists and is not empty; choose a new folder")
     if not out_dir.parent.is_dir():
         raise StudyError(f"{out_dir.parent}: folder not found (for the package)")
-    with Store.open(store_path) as store:
+    with Store.open(store_path, clock=clock) as store:
         store.sessions(reader_id)  # StudyError naming the known readers
         tmp = out_dir.parent / f".{out_dir.name}.tmp-{secrets.token_hex(4)}"
         try:
@@ -341,7 +347,9 @@ def check_images(package_dir: Path, manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
-def merge_packages(store_path: Path | str, package_dirs: Sequence[Path | str]) -> MergeReport:
+def merge_packages(
+    store_path: Path | str, package_dirs: Sequence[Path | str], *, clock: Clock = system_clock
+) -> MergeReport:
     """Import answers, revisions, completions and events from returned packages.
 
     Parameters
@@ -350,6 +358,8 @@ def merge_packages(store_path: Path | str, package_dirs: Sequence[Path | str]) -
         The study database.
     package_dirs
         Package folders written by :func:`pack_reader` (and answered in).
+    clock
+        The time the merge records, and against which washout locks are computed.
 
     Returns
     -------
@@ -364,7 +374,7 @@ def merge_packages(store_path: Path | str, package_dirs: Sequence[Path | str]) -
         packages before it in the list stay merged (each package is one transaction).
     """
     report = MergeReport()
-    with Store.open(store_path) as store:
+    with Store.open(store_path, clock=clock) as store:
         for raw in package_dirs:
             package_dir = Path(raw)
             manifest = read_manifest(package_dir)
@@ -377,7 +387,8 @@ def merge_packages(store_path: Path | str, package_dirs: Sequence[Path | str]) -
                 raise StudyError(f"{package_dir}: the package's protocol differs from the study's")
             reader_id = str(manifest["reader_id"])
             store.sessions(reader_id)
-            with Store.open(package_dir / str(manifest.get("database", PACKAGE_DB))) as pkg:
+            pkg_db = package_dir / str(manifest.get("database", PACKAGE_DB))
+            with Store.open(pkg_db, clock=clock) as pkg:
                 if pkg.study_id != store.study_id:
                     raise StudyError(f"{package_dir}: the package database is of another study")
                 problems = pkg.verify_events()

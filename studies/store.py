@@ -11,10 +11,10 @@ import json
 import math
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from numbers import Integral, Real
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +32,13 @@ from studies.api import (
     ReaderInfo,
     SeriesImages,
     SessionInfo,
+)
+from studies.clock import (
+    Clock,
+    system_clock,
+    utc_now,
+    washout_is_over,
+    washout_not_before,
 )
 from studies.db.engine import is_url, make_engine, read_engine
 from studies.db.migrate import upgrade
@@ -53,8 +60,6 @@ from studies.events import append_event, canonical_json, verify_answers, verify_
 from studies.protocol import PREFERENCE_VALUES, Protocol, Question, parse_protocol
 from studies.timing import READER_LEVEL_KINDS, TimedEvent, active_time_ms
 
-Clock = Callable[[], datetime]
-
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -70,11 +75,6 @@ def _sqlite_tables(path: Path) -> set[str]:
     except sqlite3.DatabaseError as exc:
         raise StudyError(f"{path}: not a study database ({exc})") from None
     return {str(r[0]) for r in rows}
-
-
-def utc_clock() -> datetime:
-    """The default clock: now, in UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,8 @@ class Store:
         db
             The study's SQLite file, or a ``postgresql+psycopg://`` URL.
         clock
-            Returns the current time as an aware datetime (tests pass a fake one).
+            Returns the current time as an aware datetime; the product passes
+            :func:`studies.clock.system_clock` (the default), tests a fake one.
 
         Raises
         ------
@@ -160,7 +161,7 @@ class Store:
             if is_url(db) and "study" not in set(inspect(engine).get_table_names()):
                 raise StudyError(f"{source}: not a study database (no study table)")
             upgrade(engine)
-            return cls(engine, source, images_root, clock or utc_clock)
+            return cls(engine, source, images_root, clock or system_clock)
         except OperationalError as exc:
             engine.dispose()
             raise StudyError(f"{source}: cannot open the study database ({exc.orig})") from None
@@ -195,10 +196,12 @@ class Store:
 
     def now(self) -> datetime:
         """The store's clock, in UTC."""
-        value = self._clock()
-        if value.tzinfo is None:
-            raise StudyError("the store's clock returned a naive datetime; give it a time zone")
-        return value.astimezone(UTC)
+        return utc_now(self._clock)
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the store was opened with (to open other stores on the same time)."""
+        return self._clock
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -264,10 +267,7 @@ class Store:
                 )
             ).scalar_one_or_none()
             previous_unfinished = previous is None
-        today = self.now().date()
-        locked = previous_unfinished or (
-            session.not_before is not None and today < session.not_before
-        )
+        locked = previous_unfinished or not washout_is_over(session.not_before, self.now())
         return _SessionState(
             n_total=n_total,
             n_done=n_done,
@@ -466,9 +466,9 @@ class Store:
             ).scalar_one_or_none()
             if previous is None:
                 raise StudyError(f"{where} is locked: finish session {index - 1} first")
-        if not_before is not None and self.now().date() < not_before:
+        if not_before is not None and not washout_is_over(not_before, self.now()):
             raise StudyError(
-                f"{where} is locked until {not_before.isoformat()} (washout of "
+                f"{where} is locked until {not_before.isoformat()} 00:00 UTC (washout of "
                 f"{self.protocol.washout_days} days)"
             )
 
@@ -694,8 +694,8 @@ class Store:
     ) -> None:
         """Finish a session whose assignments are all completed and set the next one's washout.
 
-        The finish time is the last completion; the next session may be opened from that day
-        plus ``washout_days``.
+        The finish time is the last completion; the next session opens by the washout rule of
+        :mod:`studies.clock` (00:00 UTC on the finish's UTC date plus ``washout_days``).
         """
         if session.finished_at is not None:
             return
@@ -716,7 +716,7 @@ class Store:
         ).scalar_one_or_none()
         not_before = None
         if following is not None:
-            not_before = finished.date() + timedelta(days=self.protocol.washout_days)
+            not_before = washout_not_before(finished, self.protocol.washout_days)
             following.not_before = not_before
         s.flush()
         append_event(

@@ -1,8 +1,11 @@
-"""Test-wide settings: Qt runs offscreen, artefacts (screenshots) go to test-artifacts/."""
+"""Test-wide settings: Qt runs offscreen, artefacts (screenshots) go to test-artifacts/, and
+no test reads the product's system clock unless it says so (``@pytest.mark.system_clock``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,50 @@ def artifacts_dir() -> Path:
     path = REPO_ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+class _SystemClockInTest(datetime):
+    """``studies.clock``'s datetime during a test: reading the system time is an error."""
+
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[no-untyped-def,override]
+        raise AssertionError(
+            "a test read the product's system clock: inject a clock (tests.studies.study_factory"
+            ".FakeClock), or mark the test @pytest.mark.system_clock if it means to"
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_system_clock() -> Iterator[None]:
+    """Keep every date in the suite on an injected clock, so the suite passes on any day.
+
+    A test that mixes a fake date with the real clock passes until the real date moves past the
+    fake one; forbidding the real clock in-process (fixtures of every scope included) finds such
+    a test on its first run.
+    """
+    import studies.clock
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(studies.clock, "datetime", _SystemClockInTest)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _system_clock_when_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """``@pytest.mark.system_clock``: this test runs the product on the real clock."""
+    if request.node.get_closest_marker("system_clock") is None:
+        yield
+        return
+    import studies.clock
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(studies.clock, "datetime", datetime)
+        yield
+
+
+@pytest.fixture
+def clock():  # type: ignore[no-untyped-def]
+    """The test's one clock (a ``FakeClock`` the test moves by hand); pass it to everything."""
+    from tests.studies.study_factory import FakeClock
+
+    return FakeClock()

@@ -18,6 +18,7 @@ import numpy as np
 from blindreader.demo import SIMULATED_NOTE
 from blindreader.demo.lesions import FINDINGS, place_lesions
 from blindreader.demo.scripted_readers import ScriptedReader, SeriesFacts
+from studies.clock import Clock, system_clock
 
 #: A file that marks a folder as made by the demo, so a re-run may clear it.
 MARKER = ".blindreader-demo"
@@ -178,7 +179,12 @@ def _chooser(script: ScriptedReader, facts: dict[str, SeriesFacts]) -> Callable[
 
 
 def read_headless(
-    out: Path, db: Path, facts: dict[str, SeriesFacts], settings: DemoSettings, report: Report
+    out: Path,
+    db: Path,
+    facts: dict[str, SeriesFacts],
+    settings: DemoSettings,
+    report: Report,
+    clock: Clock = system_clock,
 ) -> tuple[int, list[Path]]:
     """Scripted readers answer every assignment through the real viewer, offscreen."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -196,7 +202,12 @@ def read_headless(
 
         choose = _chooser(script, facts)
         n_reads += read_study_scripted(
-            db, reader_id, choose, screenshot_dir=shots if index == 0 else None, max_screenshots=4
+            db,
+            reader_id,
+            choose,
+            screenshot_dir=shots if index == 0 else None,
+            max_screenshots=4,
+            clock=clock,
         )
         report(f"scripted reader {reader_id} read every assignment through the viewer")
     return n_reads, sorted(shots.glob("*.png"))
@@ -226,7 +237,12 @@ def analyse(out: Path, db: Path, settings: DemoSettings) -> Path:
 
 
 def run_demo(
-    out: Path, *, headless: bool, report: Report = print, settings: DemoSettings | None = None
+    out: Path,
+    *,
+    headless: bool,
+    report: Report = print,
+    settings: DemoSettings | None = None,
+    clock: Clock = system_clock,
 ) -> DemoResult:
     """Build the demo study end to end; read it with scripts (headless) or open the viewer.
 
@@ -240,6 +256,8 @@ def run_demo(
         Called with one line per step.
     settings
         Size of the study; the defaults take a couple of minutes on a laptop CPU.
+    clock
+        Where the study, the scripted reads and the workstation read "now".
     """
     from blindreader.progress import progress_bar
     from studies.create import create_study
@@ -260,14 +278,16 @@ def run_demo(
     )
     result.db = out / "study.sqlite"
     with progress_bar() as progress:
-        create_study(protocol_path, result.cases_csv, result.db, progress=progress)
+        create_study(protocol_path, result.cases_csv, result.db, progress=progress, clock=clock)
     report(
         f"created the blinded study {result.db} "
         f"(protocol {protocol_path}, cases {result.cases_csv})"
     )
     if headless or not has_display():
         facts = series_facts(result.db, entries, truth)
-        result.n_reads, result.screenshots = read_headless(out, result.db, facts, settings, report)
+        result.n_reads, result.screenshots = read_headless(
+            out, result.db, facts, settings, report, clock
+        )
         result.report_dir = analyse(out, result.db, settings)
         (out / "demo-summary.json").write_text(
             json.dumps({"note": SIMULATED_NOTE, "reads": result.n_reads}, indent=2)
@@ -278,7 +298,7 @@ def run_demo(
         from reader_app.app import run_workstation
 
         report("opening the reading workstation; close it to finish")
-        run_workstation(result.db)
+        run_workstation(result.db, clock=clock)
         report(
             "analyse the answers with: blindreader analyze report "
             f"--db {result.db} --out {out / 'report'}"

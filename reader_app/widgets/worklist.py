@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from reader_app.controller import ReadingController
+from reader_app.dates import opening_text
 from reader_app.errors import ReaderAppError
 from reader_app.state import ReadingState
 from studies.api import SessionInfo
@@ -26,7 +27,7 @@ def session_text(session: SessionInfo) -> str:
         return f"{head}  ·  {session.n_done} of {session.n_total} read  ·  finished (view only)"
     if session.locked:
         if session.not_before is not None:
-            return f"{head}  ·  locked: opens on {session.not_before:%d %b %Y}"
+            return f"{head}  ·  locked: opens on {opening_text(session.not_before)}"
         return f"{head}  ·  locked: opens when session {session.index - 1} is finished"
     return f"{head}  ·  {session.n_done} of {session.n_total} read"
 

@@ -7,13 +7,14 @@ from typing import Any
 
 from sqlalchemy import insert, inspect, select
 
+from studies.clock import Clock, system_clock
 from studies.db.engine import make_engine
 from studies.db.migrate import upgrade
 from studies.db.models import Base, Study
 from studies.errors import StudyError
 
 
-def copy_study(source: str | Path, target: str) -> int:
+def copy_study(source: str | Path, target: str, *, clock: Clock = system_clock) -> int:
     """Copy every row of a study into an empty database, keeping ids and the event chain.
 
     Parameters
@@ -23,6 +24,8 @@ def copy_study(source: str | Path, target: str) -> int:
     target
         An empty database (URL or SQLite path); its schema is created. The copy's image folder
         is the source's, as an absolute path.
+    clock
+        The clock the source store is opened with (see :mod:`studies.clock`).
 
     Returns
     -------
@@ -36,7 +39,7 @@ def copy_study(source: str | Path, target: str) -> int:
     """
     from studies.store import Store
 
-    with Store.open(source) as src_store:
+    with Store.open(source, clock=clock) as src_store:
         images = str(src_store.images_dir.resolve())
         engine = make_engine(target)
         try:

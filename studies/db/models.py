@@ -32,11 +32,6 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def utc_now() -> datetime:
-    """Return the current time as an aware UTC datetime."""
-    return datetime.now(UTC)
-
-
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as naive UTC and read back as an aware UTC datetime.
 
@@ -85,7 +80,7 @@ class Study(Base):
     algorithm_version: Mapped[str] = mapped_column(String(64))
     library_versions: Mapped[dict[str, Any]] = mapped_column(JSON)
     images_dir: Mapped[str] = mapped_column(Text)  # relative to the database's folder, or absolute
-    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    created_at: Mapped[datetime] = mapped_column()
     origin: Mapped[str] = mapped_column(String(16), default="main")  # "main" or "package"
 
 

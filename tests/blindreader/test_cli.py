@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,31 @@ def test_unknown_option_is_refused() -> None:
     result = run("demo", "--no-such-option")
     assert result.returncode == 2
     assert "No such option" in result.stderr or "no such option" in result.stderr.lower()
+
+
+def test_no_option_or_variable_moves_the_products_clock() -> None:
+    """The washout rests on the clock: no command may take a time, and no setting may shift it."""
+    import typer.main
+
+    from blindreader.cli import app
+
+    def walk(command: Any, path: str) -> list[tuple[str, str]]:
+        found = [(path, opt) for p in command.params for opt in (*p.opts, *p.secondary_opts)]
+        found += [(path, str(p.envvar)) for p in command.params if p.envvar]
+        if hasattr(command, "commands"):  # a group (typer has its own click classes)
+            for name, sub in command.commands.items():
+                found += walk(sub, f"{path} {name}")
+        return found
+
+    options = walk(typer.main.get_command(app), "blindreader")
+    assert len(options) > 30  # the walk reached the sub-commands
+    words = ("clock", "now", "today", "date", "time", "faketime", "epoch")
+    assert [(p, o) for p, o in options if any(w in o.lower() for w in words)] == []
+    source = "\n".join(
+        p.read_text()
+        for pkg in ("studies", "reader_app", "blindreader")
+        for p in (Path(__file__).resolve().parents[2] / pkg).rglob("*.py")
+    )
+    for reads_the_time in ("date.today(", "datetime.now(", "datetime.utcnow(", "time.time("):
+        hits = source.count(reads_the_time)
+        assert hits == (1 if reads_the_time == "datetime.now(" else 0), reads_the_time

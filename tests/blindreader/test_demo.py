@@ -11,6 +11,10 @@ import pytest
 from blindreader.demo import SIMULATED_NOTE
 from blindreader.demo.run import DemoSettings, prepare_out_dir, run_demo
 from studies.errors import StudyError
+from tests.studies.study_factory import FakeClock
+
+#: The demo module's one clock (its study is built once, in a module fixture).
+DEMO_CLOCK = FakeClock()
 
 
 @pytest.fixture(scope="module")
@@ -18,12 +22,17 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, li
     out = tmp_path_factory.mktemp("demo") / "out"
     lines: list[str] = []
     result = run_demo(
-        out, headless=True, report=lines.append, settings=DemoSettings(n_cases=4, n_slices=4)
+        out,
+        headless=True,
+        report=lines.append,
+        settings=DemoSettings(n_cases=4, n_slices=4),
+        clock=DEMO_CLOCK,
     )
     return out, result, lines
 
 
 def test_demo_builds_reads_and_reports(demo_run: tuple[Path, object, list[str]]) -> None:
+    clock = DEMO_CLOCK
     out, result, lines = demo_run
     assert lines[0] == SIMULATED_NOTE
     assert len(list((out / "kspace").glob("*.h5"))) == 4
@@ -32,7 +41,7 @@ def test_demo_builds_reads_and_reports(demo_run: tuple[Path, object, list[str]])
     assert len(manifest) == 8
     from studies.store import Store
 
-    with Store.open(out / "study.sqlite") as store:
+    with Store.open(out / "study.sqlite", clock=clock) as store:
         for reader in store.readers():
             assert all(s.finished for s in store.sessions(reader.reader_id))
     assert result.n_reads == 3 * 2 * 4  # three readers, two arms, four cases

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pydicom
 import pytest
 
 from tests.studies.conftest import make_series
-from tests.studies.study_factory import FakeClock
+from tests.studies.study_factory import START, FakeClock
 
 SEQUENTIAL_TOML = """
 title = "Knee reading study"
@@ -204,10 +205,11 @@ def write_source(
 
 
 def _populate(protocol_path: Path, cases_csv: Path, db: Path) -> None:
-    """Build the study database with ``create_study`` (copy, de-identify, leak scan)."""
+    """Build the study database with ``create_study`` (copy, de-identify, leak scan), created
+    the day before the tests' clocks start."""
     from studies.create import create_study
 
-    create_study(protocol_path, cases_csv, db)
+    create_study(protocol_path, cases_csv, db, clock=FakeClock(START - timedelta(days=1)))
 
 
 StudyMaker = Callable[..., Path]
@@ -301,15 +303,20 @@ class Workstation:
 
 
 @pytest.fixture
-def workstation(qtbot) -> Iterator[Callable[..., Workstation]]:
-    """``open(db, clock=None, **controller_kwargs)`` -> a shown :class:`Workstation`."""
+def workstation(qtbot, clock: FakeClock) -> Iterator[Callable[..., Workstation]]:
+    """``open(db, clock=None, **controller_kwargs)`` -> a shown :class:`Workstation`.
+
+    Without ``clock`` the workstation runs on the test's ``clock`` fixture.
+    """
     from reader_app.widgets.theme import apply_theme
 
     apply_theme(qtbot_app())
     opened: list[Workstation] = []
 
+    default_clock = clock
+
     def open_(db: Path, clock: FakeClock | None = None, **kwargs: object) -> Workstation:
-        ws = Workstation(qtbot, db, clock, **kwargs)
+        ws = Workstation(qtbot, db, clock or default_clock, **kwargs)
         opened.append(ws)
         return ws
 

@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from studies.api import AnswerKey
 from studies.store import Store
 
@@ -44,6 +46,9 @@ CHILD = textwrap.dedent(
 )
 
 
+# The child is the workstation as shipped, on the system clock; the test reads the study on the
+# same clock.
+@pytest.mark.system_clock
 def test_kill_mid_case_loses_no_answer(make_study):
     db = make_study("sequential")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO_ROOT)}

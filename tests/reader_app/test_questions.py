@@ -24,12 +24,12 @@ def test_slots_follow_the_protocol_order_per_finding_and_per_side():
     assert [s.key for s in answer_slots(PAIRED, 1)] == [AnswerKey("reason")]  # no sides, no pair
 
 
-def test_show_if_and_missing_match_the_store(make_study):
+def test_show_if_and_missing_match_the_store(make_study, clock):
     slots = answer_slots(PAIRED, 2)
     reason = next(s for s in slots if s.key == AnswerKey("reason"))
     answers = {AnswerKey("quality", side="left"): 2, AnswerKey("quality", side="right"): 3}
     assert not is_shown(reason, answers, PAIRED)
-    with Store.open(make_study("paired")) as store:
+    with Store.open(make_study("paired"), clock=clock) as store:
         for preference in (None, "equal", "left", "right"):
             given = {**answers, AnswerKey("preference"): preference}
             ours = missing_required(slots, given, PAIRED)

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from blindreader.cli import main
+from studies.clock import washout_opens_at
 from studies.store import Store
 from tests.studies.study_factory import FakeClock, build_study, finish_session
 from tests.studies.test_create import make_inputs
 
 
 def run(
-    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    args: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clock: FakeClock,
 ) -> tuple[int, str, str]:
-    """Run ``blindreader ARGS``; return (exit code, stdout, stderr)."""
+    """Run ``blindreader ARGS`` on ``clock``; return (exit code, stdout, stderr)."""
     monkeypatch.setattr(sys, "argv", ["blindreader", *args])
     code = 0
     try:
-        main()
+        main(clock=clock)
     except SystemExit as exc:
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
@@ -34,8 +39,9 @@ def file_state(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    return lambda *args: run(list(args), monkeypatch, capsys)
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], clock: FakeClock):
+    """``cli(*args)`` runs the command line in-process on the test's clock."""
+    return lambda *args: run(list(args), monkeypatch, capsys, clock)
 
 
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:
@@ -56,7 +62,7 @@ def test_validate(cli, tmp_path: Path) -> None:
     assert_one_line_error(code, err, str(bad), "design")
 
 
-def test_create_status_export_verify(cli, tmp_path: Path) -> None:
+def test_create_status_export_verify(cli, tmp_path: Path, clock: FakeClock) -> None:
     protocol, cases = make_inputs(tmp_path, n_cases=2)
     db = tmp_path / "study.sqlite"
     code, out, err = cli("study", "create", str(protocol), "--cases", str(cases), "--db", str(db))
@@ -64,11 +70,15 @@ def test_create_status_export_verify(cli, tmp_path: Path) -> None:
     assert "created" in out and "4 cases" not in out and "3 cases" in out
     code, out, _ = cli("study", "status", "--db", str(db))
     assert code == 0 and "R1" in out and "0 / 3" in out and "locked (session 1 unfinished)" in out
-    clock = FakeClock()
     with Store.open(db, clock=clock) as store:
         finish_session(store, "R1", 1)
+        not_before = store.sessions("R1")[1].not_before
+    assert not_before == clock.now.date() + timedelta(days=28)
     code, out, _ = cli("study", "status", "--db", str(db))
-    assert "finished" in out and "locked until 2026-11-29" in out
+    assert "finished" in out and f"locked until {not_before.isoformat()}" in out
+    clock.now = washout_opens_at(not_before)
+    code, out, _ = cli("study", "status", "--db", str(db))
+    assert "locked until" not in out and "open" in out
     for what in ("answers", "assignments", "key", "events"):
         target = tmp_path / f"{what}.csv"
         code, out, err = cli(
@@ -202,9 +212,9 @@ def test_bad_input_is_one_line_and_changes_nothing(cli, tmp_path: Path) -> None:
     assert code == 2 and "everything" in err  # usage error from the option's choices
 
 
-def test_verify_names_the_first_bad_event(cli, tmp_path: Path) -> None:
+def test_verify_names_the_first_bad_event(cli, tmp_path: Path, clock: FakeClock) -> None:
     db = build_study(tmp_path, n_cases=2)
-    with Store.open(db, clock=FakeClock()) as store:
+    with Store.open(db, clock=clock) as store:
         finish_session(store, "R1", 1)
     con = sqlite3.connect(db)
     with con:
@@ -214,13 +224,13 @@ def test_verify_names_the_first_bad_event(cli, tmp_path: Path) -> None:
     assert code == 1 and "blindreader: error:" in err and "event 5 (case_opened" in err
 
 
-def test_pack_and_merge(cli, tmp_path: Path) -> None:
+def test_pack_and_merge(cli, tmp_path: Path, clock: FakeClock) -> None:
     db = build_study(tmp_path, n_cases=2)
     pkg = tmp_path / "pkg-R2"
     code, out, err = cli("study", "pack", "--db", str(db), "--reader", "R2", "--out", str(pkg))
     assert code == 0, err
     assert "package for reader R2" in out
-    with Store.open(pkg / "study.sqlite", clock=FakeClock()) as store:
+    with Store.open(pkg / "study.sqlite", clock=clock) as store:
         finish_session(store, "R2", 1)
     code, out, err = cli("study", "merge", "--db", str(db), str(pkg))
     assert code == 0, err
@@ -229,13 +239,13 @@ def test_pack_and_merge(cli, tmp_path: Path) -> None:
     assert code == 0 and "(nothing new)" in out
 
 
-def test_copy(cli, tmp_path: Path) -> None:
+def test_copy(cli, tmp_path: Path, clock: FakeClock) -> None:
     db = build_study(tmp_path, n_cases=2)
     target = tmp_path / "copy.sqlite"
     code, out, err = cli("study", "copy", "--db", str(db), "--to", f"sqlite:///{target}")
     assert code == 0, err
     assert "rows copied" in out
-    with Store.open(f"sqlite:///{target}") as store:
+    with Store.open(f"sqlite:///{target}", clock=clock) as store:
         assert store.verify_events() == [] and [r.reader_id for r in store.readers()] == [
             "R1",
             "R2",

@@ -8,6 +8,8 @@ import traceback
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
+import pytest
+
 from studies.api import AnswerKey
 from studies.store import Store
 from tests.studies.study_factory import build_study
@@ -34,6 +36,9 @@ def _writer(
         queue.put(("error", traceback.format_exc()))  # type: ignore[attr-defined]
 
 
+# The writers are separate processes running the store as shipped, on the system clock; the
+# test process reads the same time so that every timestamp in the study comes from one clock.
+@pytest.mark.system_clock
 def test_four_writers_at_once(tmp_path: Path) -> None:
     db = build_study(tmp_path, n_cases=8)
     with Store.open(db) as store:

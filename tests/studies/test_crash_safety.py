@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from studies.api import AnswerKey
 from studies.store import Store
@@ -47,6 +48,9 @@ def _writer(db: str, log: str, targets: list[tuple[str, str]], start: int) -> No
         os.close(fd)
 
 
+# The writers are separate processes running the store as shipped, on the system clock; the
+# test process reads the same time so that every timestamp in the study comes from one clock.
+@pytest.mark.system_clock
 def test_sigkill_never_loses_a_committed_answer(tmp_path: Path) -> None:
     db = build_study(tmp_path, n_cases=6)
     with Store.open(db) as store:

@@ -49,11 +49,15 @@ def listing(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 
 
-def test_create_makes_a_blinded_study(tmp_path: Path) -> None:
+def test_create_makes_a_blinded_study(tmp_path: Path, clock) -> None:
     protocol, cases = make_inputs(tmp_path)
     calls: list[tuple[int, int, str]] = []
     summary = create_study(
-        protocol, cases, tmp_path / "study.sqlite", progress=lambda d, t, m: calls.append((d, t, m))
+        protocol,
+        cases,
+        tmp_path / "study.sqlite",
+        progress=lambda d, t, m: calls.append((d, t, m)),
+        clock=clock,
     )
     assert listing(tmp_path) == {"study.toml", "CASES.csv", "dicom", "study.sqlite", "study_images"}
     assert (summary.n_cases, summary.n_series, summary.n_slices) == (4, 8, 24)
@@ -61,7 +65,7 @@ def test_create_makes_a_blinded_study(tmp_path: Path) -> None:
     assert calls[-1][0] == calls[-1][1] and calls[0][0] == 0
     folders = sorted((tmp_path / "study_images").iterdir())
     assert len(folders) == 8
-    with Store.open(tmp_path / "study.sqlite") as store:
+    with Store.open(tmp_path / "study.sqlite", clock=clock) as store:
         assert store.study_title == "Test sequential study"
         assert store.verify_events() == []
         view = store.next_assignment("R1")
@@ -98,10 +102,14 @@ def test_leak_stops_create_and_leaves_nothing(tmp_path: Path) -> None:
     assert listing(tmp_path) == before
 
 
-def test_allowed_leak_is_logged(tmp_path: Path) -> None:
+def test_allowed_leak_is_logged(tmp_path: Path, clock) -> None:
     protocol, cases = make_inputs(tmp_path, leak_case="C2")
     summary = create_study(
-        protocol, cases, tmp_path / "study.sqlite", allow_leak="description fixed by PACS"
+        protocol,
+        cases,
+        tmp_path / "study.sqlite",
+        allow_leak="description fixed by PACS",
+        clock=clock,
     )
     assert summary.n_leaks_allowed >= 1
     con = sqlite3.connect(tmp_path / "study.sqlite")
@@ -109,7 +117,7 @@ def test_allowed_leak_is_logged(tmp_path: Path) -> None:
     con.close()
     assert "description fixed by PACS" in payload[0] and "ImageType" in payload[0]
     with pytest.raises(StudyError, match="needs a reason"):
-        create_study(protocol, cases, tmp_path / "other.sqlite", allow_leak="  ")
+        create_study(protocol, cases, tmp_path / "other.sqlite", allow_leak="  ", clock=clock)
 
 
 def test_bad_cases_file_leaves_nothing(tmp_path: Path) -> None:

@@ -56,8 +56,8 @@ def read_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def store(read_study: Path):
-    with Store.open(read_study) as st:
+def store(read_study: Path, clock: FakeClock):
+    with Store.open(read_study, clock=clock) as st:
         yield st
 
 
@@ -117,16 +117,16 @@ def test_truth_and_mrmc(store: Store) -> None:
         mrmc_frame(store, "pcl")
 
 
-def test_mrmc_needs_truth_and_the_sequential_design(tmp_path: Path) -> None:
+def test_mrmc_needs_truth_and_the_sequential_design(tmp_path: Path, clock) -> None:
     db = build_study(tmp_path, design="paired")
-    with Store.open(db) as store, pytest.raises(StudyError, match="sequential design"):
+    with Store.open(db, clock=clock) as store, pytest.raises(StudyError, match="sequential design"):
         mrmc_frame(store, "acl")
     db2 = build_study(tmp_path, name="seq.sqlite")
     con = sqlite3.connect(db2)
     with con:
         con.execute("delete from case_truth where finding_id = 'acl'")
     con.close()
-    with Store.open(db2) as store, pytest.raises(StudyError, match="truth_acl column"):
+    with Store.open(db2, clock=clock) as store, pytest.raises(StudyError, match="truth_acl column"):
         mrmc_frame(store, "acl")
 
 
@@ -148,9 +148,9 @@ def test_assignments_and_key_agree_with_what_readers_see(store: Store) -> None:
     assert kinds["series"] == 10 and kinds["case"] == 5 and kinds["subject"] == 3
 
 
-def test_paired_preference_and_sides(tmp_path: Path) -> None:
+def test_paired_preference_and_sides(tmp_path: Path, clock: FakeClock) -> None:
     db = build_study(tmp_path, design="paired")
-    with Store.open(db, clock=FakeClock()) as store:
+    with Store.open(db, clock=clock) as store:
         view = store.next_assignment("R1")
         assert view is not None
         store.record_answer(view.assignment_id, AnswerKey("quality", side="left"), 4)

@@ -140,14 +140,14 @@ def test_store_api_on_postgres(pg_study: str, tmp_path: Path) -> None:
         assert "event 3 " in store.verify_events()[0]
 
 
-def test_packages_merge_into_postgres(pg_study: str, tmp_path: Path) -> None:
-    pack_reader(pg_study, "R2", tmp_path / "pkg")
-    with Store.open(tmp_path / "pkg" / "study.sqlite", clock=FakeClock()) as store:
+def test_packages_merge_into_postgres(pg_study: str, tmp_path: Path, clock) -> None:
+    pack_reader(pg_study, "R2", tmp_path / "pkg", clock=clock)
+    with Store.open(tmp_path / "pkg" / "study.sqlite", clock=clock) as store:
         finish_session(store, "R2", 1)
-    first = merge_packages(pg_study, [tmp_path / "pkg"])
-    again = merge_packages(pg_study, [tmp_path / "pkg"])
+    first = merge_packages(pg_study, [tmp_path / "pkg"], clock=clock)
+    again = merge_packages(pg_study, [tmp_path / "pkg"], clock=clock)
     assert first.packages[0].n_completed == 5 and not again.packages[0].changed
-    with Store.open(pg_study) as store:
+    with Store.open(pg_study, clock=clock) as store:
         assert store.sessions("R2")[0].finished and store.verify_events() == []
 
 

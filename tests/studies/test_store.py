@@ -16,11 +16,6 @@ from tests.studies.study_factory import FakeClock, answer_all, build_study, fini
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def seq_db(tmp_path: Path) -> Path:
     return build_study(tmp_path)
 
