@@ -10,11 +10,19 @@ PIP := $(PY) -m pip
 # e.g. TORCH_CPU_PIP_ARGS="--index-url <your CPU wheel index>".
 TORCH_CPU_SPEC ?= torch==2.13.0
 TORCH_CPU_PIP_ARGS ?=
-QT_DEBS := libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3
-QT_LIBS := libglib-2.0.so.0 libGL.so.1 libEGL.so.1 libxkbcommon.so.0 libfontconfig.so.1 libdbus-1.so.3
+# Qt's wheel needs these; the xcb ones open a real window on a workstation's display.
+QT_DEBS := libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 \
+  libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
+  libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0
+QT_LIBS := libglib-2.0.so.0 libGL.so.1 libEGL.so.1 libxkbcommon.so.0 libfontconfig.so.1 libdbus-1.so.3 \
+  libxcb-cursor.so.0 libxcb-icccm.so.4 libxkbcommon-x11.so.0
+# Tools no one here wrote that the tests check against (each test skips, saying why, without its
+# tool): Xvfb for real windows, libfaketime, dicom3tools (dciodvfy), dcmtk (dcm2pnm), the ISMRMRD
+# generator, R.
+TEST_DEBS := xvfb xauth faketime dicom3tools dcmtk ismrmrd-tools r-base-core r-cran-psych r-cran-ordinal
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test test-timeshift lint typecheck contracts pytest bench clean qt-libs
+.PHONY: demo test test-timeshift lint typecheck contracts pytest bench clean qt-libs test-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +64,22 @@ qt-libs:
 	  fi; \
 	fi
 
+# The test tools: installed when we are root on Debian, else the tests that need them skip.
+test-tools:
+	@missing=""; for p in $(TEST_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing the test tools:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "test tools missing (their tests will skip):$$missing"; \
+	    echo "install them with:  sudo apt-get install -y$$missing"; \
+	  fi; \
+	fi
+
 demo: $(VENV)/.installed qt-libs
 	$(VENV)/bin/blindreader demo --out $(DEMO_OUT)
 
@@ -69,7 +93,7 @@ typecheck: $(VENV)/.dev
 contracts: $(VENV)/.dev
 	$(VENV)/bin/lint-imports
 
-pytest: $(VENV)/.dev qt-libs
+pytest: $(VENV)/.dev qt-libs test-tools
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 test: lint typecheck contracts pytest
@@ -79,13 +103,8 @@ test: lint typecheck contracts pytest
 # test may depend on today's date.
 FAKETIME_LIB := /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 TIMESHIFTS ?= +400d -300d
-test-timeshift: $(VENV)/.dev qt-libs
-	@if [ ! -e $(FAKETIME_LIB) ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; \
-	  else echo "install faketime: sudo apt-get install -y faketime"; exit 1; fi; \
-	fi
+test-timeshift: $(VENV)/.dev qt-libs test-tools
+	@[ -e $(FAKETIME_LIB) ] || { echo "needs libfaketime: sudo apt-get install -y faketime"; exit 1; }
 	cc -shared -fPIC -O2 -o $(VENV)/monotonic_sleep.so tests/tools/monotonic_sleep.c -ldl
 	@for shift in $(TIMESHIFTS); do \
 	  echo "== pytest with the system clock moved $$shift"; \
