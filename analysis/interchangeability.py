@@ -11,21 +11,23 @@ readers, per case i over ordered reader pairs j != j'::
 
 A reader is never paired with itself, so readers that read only one arm (the paper's TAVR design)
 and fully crossed designs are handled alike. The new arm is interchangeable with the reference
-when the upper bound of the reported two-sided 95% interval lies below the margin.
+when the upper bound of the reported two-sided 95% interval lies below the margin (equivalently,
+the one-sided p-value of H0: gamma >= margin is below 0.025).
 
-Fixed readers: SE = sd(d)/sqrt(N), which equals the case jackknife (Wald interval), with a case
-bootstrap percentile interval alongside. Random readers: SE from jackknife variance components
-(case jackknife + the reader jackknife less its case-noise share; Wald interval), with the
-two-way bootstrap (readers and cases resampled; a reader is never paired with a copy of itself)
-percentile interval alongside. In simulation (tests/analysis/test_interchangeability.py) the
-variance-component interval covers 93-97%, while the two-way bootstrap overstates the variance
-(it counts the reader-by-case noise more than once) and covers nearly 100%.
+The intervals that decide are those of :mod:`analysis.decision`, chosen by simulation: fixed
+readers, the calibrated bootstrap-t over cases (the Wald bound, SE = sd(d)/sqrt(N), is given
+alongside as ``se`` and is anti-conservative on skewed d_i); random readers, the
+Obuchowski-Rockette variance of the reader jackknife pseudovalues with Hillis's degrees of
+freedom, never narrower than the fixed-reader interval. The case-bootstrap percentile interval
+(fixed) and the two-way reader and case bootstrap without self-pairs (random; it over-covers) are
+reported as second opinions only.
 
 Repeat reads (column ``read``) allow the paper's same-reader estimator, which compares each
 reader's reference re-reads with that reader's new-arm reads.
 
-Sensitivity measures for ordinal findings: ``"exact"`` (exact-category agreement) and
-``"squared"`` (squared-difference index: ``gamma = mean (Y_D - Y_C')^2 - mean (Y_C - Y_C')^2``).
+Sensitivity measures for ordinal findings: ``"exact"`` (exact-category agreement, a probability
+like the binary one) and ``"squared"`` (squared-difference index in score units squared:
+``gamma = mean (Y_D - Y_C')^2 - mean (Y_C - Y_C')^2``, which needs its own margin).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from analysis import resampling
+from analysis import decision, resampling
 from analysis.errors import AnalysisError
 from analysis.reads import first_reads, unique_in_order
 
@@ -63,12 +65,17 @@ class InterchangeabilityResult:
 
     ``a_rr``, ``a_tr`` and ``a_tt`` are the mean reference-reference, new-reference and new-new
     agreement rates (for ``measure="squared"``: mean squared differences, so that then
-    ``excess_disagreement = a_tr - a_rr``). ``ci_low``/``ci_high`` are the reported two-sided 95%
-    interval (Wald: fixed readers with the case-jackknife SE; random readers with the jackknife
-    variance-component SE) and ``interchangeable`` is ``ci_high < margin``. ``p_value`` is the
-    one-sided test of H0: gamma >= margin (normal approximation with ``se``).
-    ``boot_ci_low``/``boot_ci_high`` hold the bootstrap percentile interval as a second opinion
+    ``excess_disagreement = a_tr - a_rr``). ``ci_low``/``ci_high`` are the deciding two-sided 95%
+    interval (``interval`` names it: the calibrated bootstrap-t for fixed readers, the Hillis t
+    interval for random readers) and ``interchangeable`` is ``ci_high < margin``. ``p_value`` is
+    the one-sided p-value of H0: gamma >= margin from the same interval (below 0.025 exactly when
+    interchangeable). ``se`` is the case-jackknife SE (fixed) or the random-reader SE, ``df``
+    the t degrees of freedom of the random-reader interval (inf otherwise).
+    ``boot_ci_low``/``boot_ci_high`` hold a bootstrap percentile interval as a second opinion
     (fixed readers: case bootstrap; random readers: the two-way bootstrap without self-pairs).
+    For random readers ``case_var`` and ``reader_var`` split the variance into what the cases
+    give (the fixed-reader variance) and what the readers add; ``ms_r`` and ``cov2`` are the
+    Obuchowski-Rockette pieces of the reader pseudovalues.
     """
 
     finding: str
@@ -78,6 +85,7 @@ class InterchangeabilityResult:
     se: float
     ci_low: float
     ci_high: float
+    p_value: float
     a_rr: float
     a_tr: float
     a_tt: float | None
@@ -90,22 +98,25 @@ class InterchangeabilityResult:
     threshold: float | None
     estimator: str
     n_boot: int
+    interval: str = ""
+    df: float = math.inf
     boot_ci_low: float | None = None
     boot_ci_high: float | None = None
+    case_var: float | None = None
+    reader_var: float | None = None
+    ms_r: float | None = None
+    cov2: float | None = None
+    skewness: float | None = None
     p_holm: float | None = None
     interchangeable_holm: bool | None = None
-    # Derived from the interval and the margin, so no constructor can state them inconsistently.
+    # Derived from the interval and the margin, so no constructor can state it inconsistently.
     interchangeable: bool = field(init=False)
-    p_value: float = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "interchangeable", bool(self.ci_high < self.margin))
-        object.__setattr__(
-            self, "p_value", _one_sided_p(self.excess_disagreement, self.se, self.margin)
-        )
 
     def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready dictionary (NaN becomes None)."""
+        """Plain JSON-ready dictionary (NaN and infinity become None)."""
         return {key: _json_number(value) for key, value in asdict(self).items()}
 
 
@@ -237,34 +248,37 @@ def excess_disagreement(
     scores = pair_scores(frame, reference, new, threshold=threshold, measure=measure)
     a_cc, a_dc, a_dd = scores.per_case()
     d = a_cc - a_dc
-    gamma = float(d.mean())
     n_cases = d.shape[0]
+    fixed = decision.calibrated_bootstrap_t(
+        d, margin, rng=rng, n_boot=n_boot, case_indices=draws.indices(n_cases)
+    )
     counts = draws(n_cases)
+    components: decision.ReaderPseudovalueVariance | None = None
     if readers == "fixed":
+        chosen = fixed
         se = _sd_over_sqrt_n(d)
-        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
-        boot = resampling.bootstrap_means(d, counts)
-        boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(boot)
-        method = "case jackknife SE, Wald 95% CI (case-bootstrap percentile CI alongside)"
+        boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(
+            resampling.bootstrap_means(d, counts)
+        )
+        method = fixed.method + " (case-bootstrap percentile CI alongside)"
     else:
-        se = math.sqrt(random_reader_variance(scores).total)
-        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
+        leave_out = _leave_out_matrix(scores)
+        chosen, components = decision.random_reader_interval(d, leave_out, margin, fixed)
+        se = chosen.se
         weights = resampling.reader_counts(rng, len(scores.readers), n_boot)
         boot_ci = resampling.percentile_interval(two_way_bootstrap(scores, counts, weights))
-        method = (
-            "random readers: case + reader jackknife variance components, Wald 95% CI "
-            "(two-way bootstrap without self-pairs percentile CI alongside; it is conservative)"
-        )
+        method = chosen.method + " (two-way bootstrap percentile CI alongside; it is conservative)"
     sign = -1.0 if measure == "squared" else 1.0
     a_tt = float(np.nanmean(a_dd)) if np.any(np.isfinite(a_dd)) else None
     return InterchangeabilityResult(
         finding=name,
         reference=reference,
         new=new,
-        excess_disagreement=gamma,
+        excess_disagreement=float(d.mean()),
         se=se,
-        ci_low=float(ci_low),
-        ci_high=float(ci_high),
+        ci_low=chosen.ci_low,
+        ci_high=chosen.ci_high,
+        p_value=chosen.p_value,
         a_rr=sign * float(a_cc.mean()),
         a_tr=sign * float(a_dc.mean()),
         a_tt=None if a_tt is None else sign * a_tt,
@@ -277,8 +291,15 @@ def excess_disagreement(
         threshold=threshold,
         estimator="between-reader",
         n_boot=n_boot,
+        interval=chosen.interval,
+        df=chosen.df,
         boot_ci_low=boot_ci[0],
         boot_ci_high=boot_ci[1],
+        skewness=_skewness(d),
+        case_var=None if components is None else components.case_var,
+        reader_var=None if components is None else components.reader_var,
+        ms_r=None if components is None else components.ms_r,
+        cov2=None if components is None else components.cov2,
     )
 
 
@@ -454,52 +475,59 @@ def two_way_bootstrap(
     return result
 
 
-@dataclass(frozen=True)
-class RandomReaderVariance:
-    """Variance of gamma for random readers and cases from jackknife variance components.
-
-    ``case_var``: the case jackknife, ``sd(d)^2 / N`` (cases random, readers fixed; it already holds
-    the reader-by-case interaction). ``reader_var``: the reader part, from the delete-one-reader
-    jackknife of gamma (``v_r``) less its case-noise share, estimated from the per-case reader
-    jackknives (``v_r_case``): ``max(0, (N v_r - mean_i v_r_case_i) / (N - 1))``, in the spirit of
-    Obuchowski-Rockette's ``max(Cov2 - Cov3, 0)``. ``total = case_var + reader_var``.
-    """
-
-    case_var: float
-    reader_var: float
-    total: float
-    df: float
-
-
-def random_reader_variance(scores: PairScores) -> RandomReaderVariance:
-    """Jackknife variance components of gamma with readers and cases random (see the class).
+def random_reader_variance(scores: PairScores) -> decision.ReaderPseudovalueVariance:
+    """Variance of gamma with readers and cases random: Obuchowski-Rockette on the reader
+    jackknife pseudovalues (:func:`analysis.decision.pseudovalue_variance`), with Hillis's df.
 
     Needs at least three readers, with reader pairs left on both arms whenever any one reader is
     left out.
     """
     a_cc, a_dc, _ = scores.per_case()
-    leave_out = np.column_stack(
-        [_leave_reader_out(scores, j) for j in range(len(scores.readers))]
-    )  # (N, J): d_i without reader j
+    return decision.pseudovalue_variance(a_cc - a_dc, _leave_out_matrix(scores))
+
+
+def _leave_out_matrix(scores: PairScores) -> FloatArray:
+    """(N, J): d_i without reader j, for every reader."""
+    leave_out = np.column_stack([_leave_reader_out(scores, j) for j in range(len(scores.readers))])
     if len(scores.readers) < 3 or not np.isfinite(leave_out).all():
         raise AnalysisError(
             "column 'reader': random-reader inference needs at least three readers, with reader "
             "pairs left on both arms when any one reader is left out"
         )
-    return _variance_components(a_cc - a_dc, leave_out)
+    result: FloatArray = leave_out
+    return result
 
 
-def _variance_components(d: FloatArray, leave_out: FloatArray) -> RandomReaderVariance:
-    """Case and reader variance of mean(d) from per-case values and leave-one-reader-out values."""
-    n_cases, n_readers = leave_out.shape
-    factor = (n_readers - 1) / n_readers
-    gammas = leave_out.mean(axis=0)
-    v_r = factor * float(np.sum((gammas - gammas.mean()) ** 2))
-    per_case = factor * np.sum((leave_out - leave_out.mean(axis=1, keepdims=True)) ** 2, axis=1)
-    case_var = float(np.var(d, ddof=1) / n_cases)
-    reader_var = max(0.0, (n_cases * v_r - float(per_case.mean())) / (n_cases - 1))
-    return RandomReaderVariance(
-        case_var=case_var, reader_var=reader_var, total=case_var + reader_var, df=n_readers - 1
+def per_reader_excess_disagreement(scores: PairScores) -> pd.DataFrame:
+    """Each reader's own excess disagreement, with a case-jackknife SE.
+
+    For reader j: the mean over the other readers k (reference arm) of ``1{Y_C[j] = Y_C[k]} -
+    1{Y_D[j] = Y_C[k]}``, i.e. how much more reader j disagrees with colleagues when reading the
+    new arm than when reading the reference. For a fully crossed design the mean over readers
+    equals gamma. Columns ``reader, excess_disagreement, se, ci_low, ci_high, n_cases``.
+    """
+    rows = []
+    n_cases = len(scores.cases)
+    for j, reader in enumerate(scores.readers):
+        cc = scores.cc[:, j, :][:, scores.cc_mask[j]]
+        dc = scores.dc[:, j, :][:, scores.dc_mask[j]]
+        if cc.shape[1] == 0 or dc.shape[1] == 0:
+            continue
+        theta = cc.mean(axis=1) - dc.mean(axis=1)
+        value = float(theta.mean())
+        se = _sd_over_sqrt_n(theta)
+        rows.append(
+            {
+                "reader": reader,
+                "excess_disagreement": value,
+                "se": se,
+                "ci_low": value - _Z975 * se,
+                "ci_high": value + _Z975 * se,
+                "n_cases": n_cases,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["reader", "excess_disagreement", "se", "ci_low", "ci_high", "n_cases"]
     )
 
 
@@ -689,16 +717,19 @@ def _same_reader_result(
     scores = same_reader_scores(frame, reference, new, threshold=threshold, measure=measure)
     d_ij = scores.rr - scores.tr
     d = d_ij.mean(axis=1)
-    gamma = float(d.mean())
     n_cases, n_readers = d_ij.shape
+    fixed = decision.calibrated_bootstrap_t(
+        d, margin, rng=rng, n_boot=n_boot, case_indices=draws.indices(n_cases)
+    )
     counts = draws(n_cases)
+    components: decision.ReaderPseudovalueVariance | None = None
     if readers == "fixed":
+        chosen = fixed
         se = _sd_over_sqrt_n(d)
-        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
         boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(
             resampling.bootstrap_means(d, counts)
         )
-        method = "same-reader estimator, case jackknife SE, Wald 95% CI"
+        method = "same-reader estimator, " + fixed.method
     else:
         if n_readers < 3:
             raise AnalysisError(
@@ -706,26 +737,24 @@ def _same_reader_result(
                 f"found {n_readers}"
             )
         leave_out = (d_ij.sum(axis=1, keepdims=True) - d_ij) / (n_readers - 1)
-        se = math.sqrt(_variance_components(d, leave_out).total)
-        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
+        chosen, components = decision.random_reader_interval(d, leave_out, margin, fixed)
+        se = chosen.se
         weights = resampling.reader_counts(rng, n_readers, n_boot)
         per_reader = counts @ d_ij / counts.sum(axis=1)[:, None]  # (B, J)
         boot = (per_reader * weights).sum(axis=1) / weights.sum(axis=1)
         boot_ci = resampling.percentile_interval(boot)
-        method = (
-            "same-reader estimator, random readers: jackknife variance components, Wald 95% CI "
-            "(two-way bootstrap percentile CI alongside)"
-        )
+        method = "same-reader estimator, " + chosen.method
     sign = -1.0 if measure == "squared" else 1.0
     a_tt = float(np.nanmean(scores.tt)) if np.any(np.isfinite(scores.tt)) else None
     return InterchangeabilityResult(
         finding=name,
         reference=reference,
         new=new,
-        excess_disagreement=gamma,
+        excess_disagreement=float(d.mean()),
         se=se,
-        ci_low=float(ci_low),
-        ci_high=float(ci_high),
+        ci_low=chosen.ci_low,
+        ci_high=chosen.ci_high,
+        p_value=chosen.p_value,
         a_rr=sign * float(scores.rr.mean()),
         a_tr=sign * float(scores.tr.mean()),
         a_tt=None if a_tt is None else sign * a_tt,
@@ -738,8 +767,15 @@ def _same_reader_result(
         threshold=threshold,
         estimator="same-reader",
         n_boot=n_boot,
+        interval=chosen.interval,
+        df=chosen.df,
         boot_ci_low=boot_ci[0],
         boot_ci_high=boot_ci[1],
+        skewness=_skewness(d),
+        case_var=None if components is None else components.case_var,
+        reader_var=None if components is None else components.reader_var,
+        ms_r=None if components is None else components.ms_r,
+        cov2=None if components is None else components.cov2,
     )
 
 
@@ -918,11 +954,13 @@ def _sd_over_sqrt_n(d: FloatArray) -> float:
     return float(np.std(d, ddof=1) / math.sqrt(d.shape[0]))
 
 
-def _one_sided_p(gamma: float, se: float, margin: float) -> float:
-    """P-value of H0: gamma >= margin against H1: gamma < margin (normal approximation)."""
-    if se <= 0 or not math.isfinite(se):
-        return 0.0 if gamma < margin else 1.0
-    return float(stats.norm.cdf((gamma - margin) / se))
+def _skewness(d: FloatArray) -> float | None:
+    """Sample skewness of the per-case values (None when they do not vary)."""
+    centred = d - d.mean()
+    spread = float(np.mean(centred**2))
+    if spread <= 0:
+        return None
+    return float(np.mean(centred**3) / spread**1.5)
 
 
 def _json_number(value: object) -> object:
