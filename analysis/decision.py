@@ -49,6 +49,9 @@ FloatArray = npt.NDArray[np.float64]
 ALPHA = 0.025
 #: Inner resamples of the calibrated bootstrap-t (per outer resample).
 N_INNER = 200
+#: At most this many outer resamples for the calibrated bootstrap-t (its p-value and levels are
+#: shares of them); the simulations of benchmarks/RESULTS.md used 1000 x 200.
+N_OUTER = 1000
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ def calibrated_bootstrap_t(
     rng : numpy.random.Generator
         Draws the outer resamples (unless ``case_indices`` is given) and the inner ones.
     n_boot, n_inner : int
-        Outer and inner resamples.
+        Outer and inner resamples (at most :data:`N_OUTER` outer resamples are used).
     case_indices : numpy.ndarray, optional
         Outer resamples as case indices (B, N), shared with other analyses of the same cases.
     """
@@ -180,12 +183,14 @@ def calibrated_bootstrap_t(
     mean = float(d.mean())
     se = float(np.std(d, ddof=1) / math.sqrt(n))
     name = "calibrated bootstrap-t"
-    method = f"fixed readers: calibrated bootstrap-t over cases ({n_boot} x {n_inner} resamples)"
+    n_outer = min(n_boot, N_OUTER)
+    method = f"fixed readers: calibrated bootstrap-t over cases ({n_outer} x {n_inner} resamples)"
     if se == 0:  # every case has the same d: nothing varies, the interval is the point
         p = 0.0 if mean < margin else 1.0
         return DecisionInterval(mean, 0.0, mean, mean, p, math.inf, name, method)
-    indices = case_indices if case_indices is not None else resampling.case_indices(rng, n, n_boot)
-    values = d[indices]  # (B, N): the outer resamples
+    if case_indices is None:
+        case_indices = resampling.case_indices(rng, n, n_outer)
+    values = d[case_indices[:n_outer]]  # (B, N): the outer resamples
     outer_mean = values.mean(axis=1)
     outer_square = (values * values).mean(axis=1)
     t_outer = _studentised(outer_mean, outer_square, np.full(1, mean), n)

@@ -33,7 +33,7 @@ like the binary one) and ``"squared"`` (squared-difference index in score units 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -235,71 +235,216 @@ def excess_disagreement(
     -------
     InterchangeabilityResult
     """
-    _check_options(margin, readers, n_boot, measure, estimator)
-    frame = _finding_frame(reads, reference, new, finding)
-    name = str(frame["finding"].iloc[0])
+    outcome = excess_disagreement_models(
+        reads,
+        reference,
+        new,
+        finding=finding,
+        threshold=threshold,
+        margin=margin,
+        models=(readers,),
+        n_boot=n_boot,
+        rng=rng,
+        measure=measure,
+        estimator=estimator,
+        case_counts=case_counts,
+    )[readers]
+    if isinstance(outcome, AnalysisError):
+        raise outcome
+    return outcome
+
+
+def excess_disagreement_models(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    finding: str | None = None,
+    threshold: float | None = None,
+    margin: float = 0.05,
+    models: Sequence[ReaderModel] = ("fixed", "random"),
+    n_boot: int = 2000,
+    rng: np.random.Generator,
+    measure: Measure = "binary",
+    estimator: Estimator = "between-reader",
+    case_counts: resampling.CaseCounts | None = None,
+    second_opinion: bool = True,
+    matrices: ArmMatrices | None = None,
+) -> dict[str, InterchangeabilityResult | AnalysisError]:
+    """:func:`excess_disagreement` for several reader models at once (one fixed-reader
+    bootstrap serves both, the random-reader bound being guarded by it).
+
+    ``second_opinion=False`` leaves out the percentile intervals (``boot_ci_low/high`` None),
+    which decide nothing (sensitivity analyses and simulations skip them). ``matrices``: the
+    finding's case x reader matrices from :func:`arm_matrices` (between-reader estimator
+    only), to skip validating and reshaping ``reads`` again.
+
+    Returns
+    -------
+    dict
+        Per model the result, or the :class:`AnalysisError` that model raised (e.g. random
+        readers with two readers) while the others could be computed.
+    """
+    for model in models:
+        _check_options(margin, model, n_boot, measure, estimator)
     draws = case_counts if case_counts is not None else resampling.CaseCounts(rng, n_boot)
     if draws.n_boot != n_boot:
         raise AnalysisError(f"case_counts holds {draws.n_boot} resamples, n_boot is {n_boot}")
-    if estimator == "same-reader":
-        return _same_reader_result(
-            frame, name, reference, new, threshold, margin, readers, draws, rng, measure
+    if matrices is not None:
+        if estimator != "between-reader":
+            raise AnalysisError("precomputed matrices serve the between-reader estimator only")
+        name = matrices.finding
+        values = _between_reader_values(
+            matrices.scores(reference, new, threshold, measure), measure
         )
-    scores = pair_scores(frame, reference, new, threshold=threshold, measure=measure)
-    a_cc, a_dc, a_dd = scores.per_case()
-    d = a_cc - a_dc
+    else:
+        frame = _finding_frame(reads, reference, new, finding)
+        name = str(frame["finding"].iloc[0])
+        if estimator == "same-reader":
+            values = _same_reader_values(frame, reference, new, threshold, measure)
+        else:
+            scores = pair_scores(frame, reference, new, threshold=threshold, measure=measure)
+            values = _between_reader_values(scores, measure)
+    d = values.d
     n_cases = d.shape[0]
     fixed = decision.calibrated_bootstrap_t(
         d, margin, rng=rng, n_boot=n_boot, case_indices=draws.indices(n_cases)
     )
     counts = draws(n_cases)
-    components: decision.ReaderPseudovalueVariance | None = None
-    if readers == "fixed":
-        chosen = fixed
-        se = _sd_over_sqrt_n(d)
-        boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(
-            resampling.bootstrap_means(d, counts)
-        )
-        method = fixed.method + " (case-bootstrap percentile CI alongside)"
-    else:
-        leave_out = _leave_out_matrix(scores)
+    common = {
+        "finding": name,
+        "reference": reference,
+        "new": new,
+        "excess_disagreement": float(d.mean()),
+        "a_rr": values.a_rr,
+        "a_tr": values.a_tr,
+        "a_tt": values.a_tt,
+        "n_cases": n_cases,
+        "n_readers": values.n_readers,
+        "margin": margin,
+        "measure": measure,
+        "threshold": threshold,
+        "estimator": estimator,
+        "n_boot": n_boot,
+        "skewness": _skewness(d),
+    }
+    prefix = "same-reader estimator, " if estimator == "same-reader" else ""
+    out: dict[str, InterchangeabilityResult | AnalysisError] = {}
+    for model in models:
+        low: float | None = None
+        high: float | None = None
+        if model == "fixed":
+            if second_opinion:
+                low, high = resampling.percentile_interval(resampling.bootstrap_means(d, counts))
+            out[model] = InterchangeabilityResult(
+                **common,  # type: ignore[arg-type]
+                se=_sd_over_sqrt_n(d),
+                ci_low=fixed.ci_low,
+                ci_high=fixed.ci_high,
+                p_value=fixed.p_value,
+                readers="fixed",
+                method=prefix + fixed.method + " (case-bootstrap percentile CI alongside)",
+                interval=fixed.interval,
+                df=fixed.df,
+                boot_ci_low=low,
+                boot_ci_high=high,
+            )
+            continue
+        try:
+            leave_out = values.leave_out()
+        except AnalysisError as exc:
+            out[model] = exc
+            continue
         chosen, components = decision.random_reader_interval(d, leave_out, margin, fixed)
-        se = chosen.se
-        weights = resampling.reader_counts(rng, len(scores.readers), n_boot)
-        boot_ci = resampling.percentile_interval(two_way_bootstrap(scores, counts, weights))
-        method = chosen.method + " (two-way bootstrap percentile CI alongside; it is conservative)"
+        if second_opinion:
+            low, high = resampling.percentile_interval(values.two_way(rng, counts, n_boot))
+        out[model] = InterchangeabilityResult(
+            **common,  # type: ignore[arg-type]
+            se=chosen.se,
+            ci_low=chosen.ci_low,
+            ci_high=chosen.ci_high,
+            p_value=chosen.p_value,
+            readers="random",
+            method=prefix
+            + chosen.method
+            + " (two-way bootstrap percentile CI alongside; it is conservative)",
+            interval=chosen.interval,
+            df=chosen.df,
+            boot_ci_low=low,
+            boot_ci_high=high,
+            case_var=components.case_var,
+            reader_var=components.reader_var,
+            ms_r=components.ms_r,
+            cov2=components.cov2,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class _CaseValues:
+    """Per-case excess disagreements of one finding, and how to get what random readers need."""
+
+    d: FloatArray
+    a_rr: float
+    a_tr: float
+    a_tt: float | None
+    n_readers: int
+    leave_out: Callable[[], FloatArray]
+    two_way: Callable[[np.random.Generator, FloatArray, int], FloatArray]
+
+
+def _between_reader_values(scores: PairScores, measure: Measure) -> _CaseValues:
+    a_cc, a_dc, a_dd = scores.per_case()
     sign = -1.0 if measure == "squared" else 1.0
     a_tt = float(np.nanmean(a_dd)) if np.any(np.isfinite(a_dd)) else None
-    return InterchangeabilityResult(
-        finding=name,
-        reference=reference,
-        new=new,
-        excess_disagreement=float(d.mean()),
-        se=se,
-        ci_low=chosen.ci_low,
-        ci_high=chosen.ci_high,
-        p_value=chosen.p_value,
+
+    def two_way(rng: np.random.Generator, counts: FloatArray, n_boot: int) -> FloatArray:
+        weights = resampling.reader_counts(rng, len(scores.readers), n_boot)
+        return two_way_bootstrap(scores, counts, weights)
+
+    return _CaseValues(
+        d=a_cc - a_dc,
         a_rr=sign * float(a_cc.mean()),
         a_tr=sign * float(a_dc.mean()),
         a_tt=None if a_tt is None else sign * a_tt,
-        n_cases=n_cases,
         n_readers=len(scores.readers),
-        margin=margin,
-        readers=readers,
-        method=method,
-        measure=measure,
-        threshold=threshold,
-        estimator="between-reader",
-        n_boot=n_boot,
-        interval=chosen.interval,
-        df=chosen.df,
-        boot_ci_low=boot_ci[0],
-        boot_ci_high=boot_ci[1],
-        skewness=_skewness(d),
-        case_var=None if components is None else components.case_var,
-        reader_var=None if components is None else components.reader_var,
-        ms_r=None if components is None else components.ms_r,
-        cov2=None if components is None else components.cov2,
+        leave_out=lambda: _leave_out_matrix(scores),
+        two_way=two_way,
+    )
+
+
+def _same_reader_values(
+    frame: pd.DataFrame, reference: str, new: str, threshold: float | None, measure: Measure
+) -> _CaseValues:
+    scores = same_reader_scores(frame, reference, new, threshold=threshold, measure=measure)
+    d_ij = scores.rr - scores.tr
+    n_readers = d_ij.shape[1]
+    sign = -1.0 if measure == "squared" else 1.0
+    a_tt = float(np.nanmean(scores.tt)) if np.any(np.isfinite(scores.tt)) else None
+
+    def leave_out() -> FloatArray:
+        if n_readers < 3:
+            raise AnalysisError(
+                f"column 'reader': random-reader inference needs at least three readers, "
+                f"found {n_readers}"
+            )
+        result: FloatArray = (d_ij.sum(axis=1, keepdims=True) - d_ij) / (n_readers - 1)
+        return result
+
+    def two_way(rng: np.random.Generator, counts: FloatArray, n_boot: int) -> FloatArray:
+        weights = resampling.reader_counts(rng, n_readers, n_boot)
+        per_reader = counts @ d_ij / counts.sum(axis=1)[:, None]  # (B, J)
+        result: FloatArray = (per_reader * weights).sum(axis=1) / weights.sum(axis=1)
+        return result
+
+    return _CaseValues(
+        d=d_ij.mean(axis=1),
+        a_rr=sign * float(scores.rr.mean()),
+        a_tr=sign * float(scores.tr.mean()),
+        a_tt=None if a_tt is None else sign * a_tt,
+        n_readers=n_readers,
+        leave_out=leave_out,
+        two_way=two_way,
     )
 
 
@@ -320,7 +465,7 @@ def interchangeability_by_finding(
     """:func:`excess_disagreement` for every finding in ``reads`` (in order of appearance).
 
     With ``holm=True`` the one-sided p-values are Holm-adjusted across findings
-    (``statsmodels.stats.multitest.multipletests``) into ``p_holm``, and ``interchangeable_holm``
+    (:func:`analysis.multiplicity.holm`) into ``p_holm``, and ``interchangeable_holm``
     is ``p_holm < 0.025`` (the one-sided level matching the two-sided 95% interval).
     """
     _require_columns(reads)
@@ -351,18 +496,108 @@ def interchangeability_by_finding(
     return results
 
 
+def interchangeability_by_finding_models(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    models: Sequence[ReaderModel] = ("fixed", "random"),
+    threshold: float | None = None,
+    margin: float = 0.05,
+    n_boot: int = 2000,
+    rng: np.random.Generator,
+    measure: Measure = "binary",
+    estimator: Estimator = "between-reader",
+    second_opinion: bool = True,
+    matrices: Mapping[str, ArmMatrices] | None = None,
+) -> tuple[dict[str, list[InterchangeabilityResult]], dict[str, str]]:
+    """:func:`excess_disagreement_models` for every finding (one joint case bootstrap).
+
+    ``matrices`` (finding -> :func:`arm_matrices`), when given, are used instead of reshaping
+    ``reads`` again for every analysis of the same findings.
+
+    Returns
+    -------
+    results : dict
+        Per model, the results of every finding in order of appearance (a model that failed
+        for some finding is left out entirely).
+    errors : dict
+        Per model that could not be computed, the first error's message.
+    """
+    _require_columns(reads)
+    if reads.empty:
+        raise AnalysisError("the reads table is empty: no finding to analyse")
+    draws = resampling.CaseCounts(rng, n_boot)
+    names = reads["finding"].astype(str)
+    results: dict[str, list[InterchangeabilityResult]] = {model: [] for model in models}
+    errors: dict[str, str] = {}
+    for name, part in reads.groupby(names, sort=False):
+        outcome = excess_disagreement_models(
+            part,
+            reference,
+            new,
+            finding=str(name),
+            threshold=threshold,
+            margin=margin,
+            models=models,
+            n_boot=n_boot,
+            rng=rng,
+            measure=measure,
+            estimator=estimator,
+            case_counts=draws,
+            second_opinion=second_opinion,
+            matrices=None if matrices is None else matrices[str(name)],
+        )
+        for model, value in outcome.items():
+            if isinstance(value, AnalysisError):
+                errors.setdefault(model, str(value))
+            else:
+                results[model].append(value)
+    for model in errors:
+        results.pop(model, None)
+    return results, errors
+
+
 def holm_adjust(results: Sequence[InterchangeabilityResult]) -> list[InterchangeabilityResult]:
     """Add Holm-adjusted one-sided p-values (``p_holm``, ``interchangeable_holm``)."""
-    from statsmodels.stats.multitest import multipletests
+    from analysis.multiplicity import holm
 
     if not results:
         return []
-    p_values = np.array([result.p_value for result in results])
-    adjusted = multipletests(p_values, alpha=0.025, method="holm")[1]
+    adjusted = holm([result.p_value for result in results])
     return [
         replace(result, p_holm=float(p), interchangeable_holm=bool(p < 0.025))
         for result, p in zip(results, adjusted, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class ArmMatrices:
+    """One finding's first reads as case x reader matrices of both arms (NaN: not read)."""
+
+    finding: str
+    cases: tuple[str, ...]
+    readers: tuple[str, ...]
+    ref: FloatArray
+    new: FloatArray
+
+    def scores(
+        self, reference: str, new: str, threshold: float | None, measure: Measure
+    ) -> PairScores:
+        """The pair scores of these matrices (see :func:`pair_scores_from_arrays`)."""
+        return pair_scores_from_arrays(
+            self.ref, self.new, cases=self.cases, readers=self.readers, threshold=threshold,
+            measure=measure, reference=reference, new=new,
+        )  # fmt: skip
+
+
+def arm_matrices(
+    reads: pd.DataFrame, reference: str, new: str, *, finding: str | None = None
+) -> ArmMatrices:
+    """Validate one finding's reads and arrange them as case x reader matrices per arm."""
+    frame = _finding_frame(reads, reference, new, finding)
+    cases, readers, ref, nov = _arm_matrices(first_reads(frame), reference, new)
+    return ArmMatrices(str(frame["finding"].iloc[0]), cases, readers, ref, nov)
 
 
 def pair_scores(
@@ -699,84 +934,6 @@ def gee_excess_disagreement(
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _same_reader_result(
-    frame: pd.DataFrame,
-    name: str,
-    reference: str,
-    new: str,
-    threshold: float | None,
-    margin: float,
-    readers: ReaderModel,
-    draws: resampling.CaseCounts,
-    rng: np.random.Generator,
-    measure: Measure,
-) -> InterchangeabilityResult:
-    n_boot = draws.n_boot
-    scores = same_reader_scores(frame, reference, new, threshold=threshold, measure=measure)
-    d_ij = scores.rr - scores.tr
-    d = d_ij.mean(axis=1)
-    n_cases, n_readers = d_ij.shape
-    fixed = decision.calibrated_bootstrap_t(
-        d, margin, rng=rng, n_boot=n_boot, case_indices=draws.indices(n_cases)
-    )
-    counts = draws(n_cases)
-    components: decision.ReaderPseudovalueVariance | None = None
-    if readers == "fixed":
-        chosen = fixed
-        se = _sd_over_sqrt_n(d)
-        boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(
-            resampling.bootstrap_means(d, counts)
-        )
-        method = "same-reader estimator, " + fixed.method
-    else:
-        if n_readers < 3:
-            raise AnalysisError(
-                f"column 'reader': random-reader inference needs at least three readers, "
-                f"found {n_readers}"
-            )
-        leave_out = (d_ij.sum(axis=1, keepdims=True) - d_ij) / (n_readers - 1)
-        chosen, components = decision.random_reader_interval(d, leave_out, margin, fixed)
-        se = chosen.se
-        weights = resampling.reader_counts(rng, n_readers, n_boot)
-        per_reader = counts @ d_ij / counts.sum(axis=1)[:, None]  # (B, J)
-        boot = (per_reader * weights).sum(axis=1) / weights.sum(axis=1)
-        boot_ci = resampling.percentile_interval(boot)
-        method = "same-reader estimator, " + chosen.method
-    sign = -1.0 if measure == "squared" else 1.0
-    a_tt = float(np.nanmean(scores.tt)) if np.any(np.isfinite(scores.tt)) else None
-    return InterchangeabilityResult(
-        finding=name,
-        reference=reference,
-        new=new,
-        excess_disagreement=float(d.mean()),
-        se=se,
-        ci_low=chosen.ci_low,
-        ci_high=chosen.ci_high,
-        p_value=chosen.p_value,
-        a_rr=sign * float(scores.rr.mean()),
-        a_tr=sign * float(scores.tr.mean()),
-        a_tt=None if a_tt is None else sign * a_tt,
-        n_cases=n_cases,
-        n_readers=n_readers,
-        margin=margin,
-        readers=readers,
-        method=method,
-        measure=measure,
-        threshold=threshold,
-        estimator="same-reader",
-        n_boot=n_boot,
-        interval=chosen.interval,
-        df=chosen.df,
-        boot_ci_low=boot_ci[0],
-        boot_ci_high=boot_ci[1],
-        skewness=_skewness(d),
-        case_var=None if components is None else components.case_var,
-        reader_var=None if components is None else components.reader_var,
-        ms_r=None if components is None else components.ms_r,
-        cov2=None if components is None else components.cov2,
-    )
 
 
 def _check_options(margin: float, readers: str, n_boot: int, measure: str, estimator: str) -> None:
