@@ -241,7 +241,25 @@ class LatentReadModel:
         mean = float(_WEIGHTS @ per_reader)
         return float(math.sqrt(max(float(_WEIGHTS @ (per_reader - mean) ** 2), 0.0)))
 
+    def positive_rate(self) -> float:
+        """Share of 'present' calls on the reference arm over cases and the reader population."""
+        nodes, weights = self._severity_nodes()
+        c = self.cuts[self.threshold - 2]
+        sd = math.hypot(self.sd_ref, self.reader_sd)
+        return float(weights @ special.ndtr((nodes - c) / sd))
+
     # ---- calibration -------------------------------------------------------------------------
+
+    def with_positive_rate(self, target: float) -> LatentReadModel:
+        """The same model with the prevalence set for a rate of 'present' calls of ``target``."""
+
+        def gap(prevalence: float) -> float:
+            return replace(self, prevalence=prevalence).positive_rate() - target
+
+        low, high = 1e-4, 1 - 1e-4
+        if gap(low) > 0 or gap(high) < 0:
+            raise ValueError(f"no prevalence gives a rate of 'present' calls of {target:g}")
+        return replace(self, prevalence=optimize.brentq(gap, low, high, xtol=1e-12))
 
     def with_gamma(
         self,
@@ -316,3 +334,43 @@ class LatentReadModel:
             if reader_rate_sd is not None:  # the rate SD depends on the noise: refine once more
                 model = model.with_reader_rate_sd(reader_rate_sd).with_agreement(agreement)
         return model.with_gamma(gamma, readers=readers, measure=measure)
+
+
+def simulate_roe_metz(
+    rng: np.random.Generator,
+    *,
+    n_readers: int,
+    n_normal: int,
+    n_abnormal: int,
+    separation: tuple[float, float] = (1.5, 1.5),
+    var_r: float = 0.011,
+    var_c: float = 0.1,
+    var_tr: float = 0.011,
+    var_tc: float = 0.1,
+    var_rc: float = 0.2,
+    var_error: float = 0.6,
+) -> tuple[IntArray, FloatArray]:
+    """Continuous ratings of two treatments by the Roe-Metz model (Roe & Metz 1997).
+
+    ``X = mu_t * truth + R_j + C_k + (TR)_tj + (TC)_tk + (RC)_jk + e`` with normal terms of the
+    given variances (the same for both truth states) and ``mu_t = separation[t]``. The default
+    variances are Roe and Metz's "low reader variability" structure scaled to a total of 1.
+
+    Returns
+    -------
+    truth : numpy.ndarray
+        (N,) 0/1, the normal cases first.
+    ratings : numpy.ndarray
+        (2, J, N).
+    """
+    n_cases = n_normal + n_abnormal
+    truth = np.concatenate([np.zeros(n_normal), np.ones(n_abnormal)]).astype(np.int64)
+    mu = np.asarray(separation, dtype=float)[:, None, None] * truth[None, None, :]
+    reader = rng.normal(0, math.sqrt(var_r), (1, n_readers, 1))
+    case = rng.normal(0, math.sqrt(var_c), (1, 1, n_cases))
+    tr = rng.normal(0, math.sqrt(var_tr), (2, n_readers, 1))
+    tc = rng.normal(0, math.sqrt(var_tc), (2, 1, n_cases))
+    rc = rng.normal(0, math.sqrt(var_rc), (1, n_readers, n_cases))
+    error = rng.normal(0, math.sqrt(var_error), (2, n_readers, n_cases))
+    ratings: FloatArray = mu + reader + case + tr + tc + rc + error
+    return truth, ratings
