@@ -293,7 +293,7 @@ def flow_diagram(
     """
     plt = _pyplot()
     n = len(steps)
-    fig, ax = plt.subplots(figsize=(7.6, 1.15 * n + 0.6))
+    fig, ax = plt.subplots(figsize=(8.6, 1.15 * n + 0.6))
     ax.set_xlim(0, 10)
     ax.set_ylim(0, n * 1.3)
     ax.axis("off")
@@ -310,8 +310,8 @@ def flow_diagram(
         y = (ys[after] + ys[min(after + 1, n - 1)]) / 2 if after + 1 < n else ys[after]
         ax.annotate("", xy=(6.0, y), xytext=(3.2, y),
                     arrowprops={"arrowstyle": "->", "color": "#b26a00"})  # fmt: skip
-        ax.text(7.9, y, f"{label}\nn = {count}", ha="center", va="center", fontsize=7.5,
-                bbox=side, wrap=True)  # fmt: skip
+        ax.text(6.15, y, f"{label}\nn = {count}", ha="left", va="center", fontsize=7.5,
+                bbox=side)  # fmt: skip
     ax.set_title(title or "Flow of cases", fontsize=10)
     return _save(fig, path)
 

@@ -37,6 +37,13 @@ COVARIATES: dict[str, str] = {
     "active": "active reading time of the case (per doubling)",
 }
 ALPHA = 0.05
+#: The unit each covariate's coefficient is per.
+UNITS: dict[str, str] = {
+    "position": "per 10 positions",
+    "session": "per session",
+    "elapsed": "per hour",
+    "active": "per doubling of the reading time",
+}
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ def fmt(value: Any, digits: int = 3) -> str:
             return "–"
         if math.isinf(number):
             return "∞" if number > 0 else "-∞"
-        if number != 0 and abs(number) < 10 ** (-digits):
+        if number != 0 and abs(number) < 0.5 * 10 ** (-digits):  # would print as 0.000
             return f"{number:.1e}"
         return f"{number:.{digits}f}"
     return str(value)
@@ -239,6 +239,8 @@ def table_view(
             value = record[column]
             if column in percent:
                 row.append(pct(value))
+            elif column == "df":
+                row.append(fmt(value, 1))
             elif column == "p" or column.startswith(("p_", "p-")):
                 row.append(p_text(value))
             else:

@@ -8,6 +8,7 @@ import pandas as pd
 from analysis import figures
 from analysis.reading_order import (
     COVARIATES,
+    UNITS,
     available_covariates,
     drift_table,
     order_effects,
@@ -91,7 +92,7 @@ class ReadingOrderSection(Section):
         elif detected:
             listed = "; ".join(
                 f"{OUTCOME_WORDS[e.outcome]} with {COVARIATES[e.covariate]} "
-                f"({e.scale} {e.estimate:+.3f} per unit, "
+                f"({e.scale} {e.estimate:+.3f} {UNITS[e.covariate]}, "
                 f"{p_phrase(e.p_adjusted, 'Holm-adjusted p')})"
                 for e in detected
             )
