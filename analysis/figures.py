@@ -394,7 +394,8 @@ def power_curve(
     ax.set_ylabel("power (share of simulated studies declared interchangeable)")
     ax.set_title(title or "Power")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
 
 

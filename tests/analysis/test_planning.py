@@ -40,7 +40,7 @@ def test_plan_power_agrees_with_the_full_analysis_on_simulated_studies():
         n_readers=4, gamma=0.0, agreement=0.85, reader_rate_sd=0.05, prevalence=0.3
     )
     settings = planning.PlanSettings(readers="random", margin=0.06, n_boot=300)
-    studies = 150
+    studies = 100
     planned = planning.power_at(
         model, 50, settings, n_studies=studies, rng=np.random.default_rng(1)
     )
@@ -61,8 +61,8 @@ def test_plan_power_agrees_with_the_full_analysis_on_simulated_studies():
 def test_power_grows_with_cases_and_levels_follow_the_family():
     model = planning.model_from_assumptions(n_readers=5, gamma=0.0, agreement=0.88)
     settings = planning.PlanSettings(readers="fixed", margin=0.05, n_boot=200)
-    small = planning.power_at(model, 30, settings, n_studies=60, rng=np.random.default_rng(3))
-    large = planning.power_at(model, 200, settings, n_studies=60, rng=np.random.default_rng(3))
+    small = planning.power_at(model, 30, settings, n_studies=40, rng=np.random.default_rng(3))
+    large = planning.power_at(model, 200, settings, n_studies=40, rng=np.random.default_rng(3))
     assert large.power > small.power
     holm = planning.PlanSettings(n_findings=10)
     iut = planning.PlanSettings(n_findings=10, multiplicity="intersection-union")
@@ -73,7 +73,7 @@ def test_cases_needed_brackets_the_target():
     model = planning.model_from_assumptions(n_readers=6, gamma=-0.01, agreement=0.9)
     settings = planning.PlanSettings(readers="fixed", margin=0.05, n_boot=200)
     needed, points = planning.cases_needed(
-        model, 0.8, settings, n_studies=40, rng=np.random.default_rng(4), start=20
+        model, 0.8, settings, n_studies=30, rng=np.random.default_rng(4), start=20
     )
     assert needed is not None
     reached = {p.n_cases: p.power for p in points}
