@@ -23,6 +23,7 @@ from reader_app.signals import emit
 from reader_app.state import ReadingState
 from studies.api import AnswerKey, AnswerValue, AssignmentView, ReaderInfo, SessionInfo
 from studies.errors import StudyError
+from studies.review import review_refusal
 
 if TYPE_CHECKING:
     from studies.protocol import Protocol
@@ -187,7 +188,9 @@ class ReadingController(QObject):
         Raises
         ------
         ReaderAppError
-            The session is locked (washout or an earlier session unfinished) or does not exist.
+            The session is locked (washout or an earlier session unfinished), is finished and
+            may not be viewed again yet (the protocol's ``review`` rule: not while a later
+            session is still to be read), or does not exist.
         """
         reader = self._reader()
         sessions = self.refresh_sessions()
@@ -200,6 +203,9 @@ class ReadingController(QObject):
                     f"Session {index} opens on {opening_text(info.not_before)} (washout period)"
                 )
             raise ReaderAppError(f"Session {index} opens when the earlier session is finished")
+        refusal = review_refusal(sessions, index, self.protocol.review)
+        if refusal is not None:
+            raise ReaderAppError(refusal)
         self.state.session_index = index
         self._session_views = self.store.assignments(reader.reader_id, index)
         if info.finished:

@@ -23,6 +23,10 @@ from studies.errors import StudyError
 Design = Literal["sequential", "paired"]
 QuestionType = Literal["likert", "choice", "multi", "boolean", "number", "text", "preference"]
 Scope = Literal["case", "side", "finding"]
+#: When a reader may open a finished session again (read-only): ``never``, or once every one
+#: of their sessions is finished (while a later session is pending or open, an earlier one would
+#: show the other arm's images next to the reader's own grades and undo the washout).
+Review = Literal["never", "after_last_session"]
 
 #: The answers a ``preference`` question accepts (stored mapped to the arm on that side).
 PREFERENCE_VALUES = ("left", "equal", "right")
@@ -288,6 +292,7 @@ class Protocol(_Model):
     design: Design
     seed: int
     washout_days: int = 28
+    review: Review = "after_last_session"
     arms: list[Arm]
     readers: list[Reader]
     findings: list[Finding] = []

@@ -174,8 +174,10 @@ def test_locked_session_cannot_be_opened_until_the_washout_ends(
 
 
 def test_a_finished_session_is_read_only(make_study, workstation):
-    ws = workstation(make_study("sequential"))
+    ws = workstation(make_study("sequential", washout=0))
     start_session(ws)
+    finish_session(ws)
+    assert ws.window.worklist.open_session(2)  # session 1 reopens after the last one only
     finish_session(ws)
     assert ws.window.worklist.open_button.text() == "View"
     assert ws.window.worklist.open_session(1)
