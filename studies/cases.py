@@ -57,7 +57,8 @@ def load_cases(path: Path | str, protocol: Protocol) -> list[CaseRow]:
     ------
     StudyError
         Naming the file, the line and the column: missing columns, empty values, an unknown arm,
-        a duplicate (case_id, arm), a case without one of the protocol's arms, a subject_id or
+        a duplicate (case_id, arm), one series folder on two rows (two arms or two cases), a
+        case without one of the protocol's arms, a subject_id or
         sequence that differs between the arms of one case, a truth column for an unknown
         finding or a value other than 0/1/empty, a series_dir that is not a folder, or a
         training case of the protocol that is not in the file.
@@ -171,6 +172,7 @@ def _parse_row(
 def _check_cases(path: Path, rows: list[CaseRow], protocol: Protocol) -> None:
     first: dict[tuple[str, str], CaseRow] = {}
     by_case: dict[str, list[CaseRow]] = {}
+    by_folder: dict[Path, CaseRow] = {}
     for row in rows:
         key = (row.case_id, row.arm)
         if key in first:
@@ -179,6 +181,14 @@ def _check_cases(path: Path, rows: list[CaseRow], protocol: Protocol) -> None:
                 f"for arm {row.arm!r} (already on line {first[key].line})"
             )
         first[key] = row
+        folder = row.series_dir.resolve()
+        other = by_folder.setdefault(folder, row)
+        if other is not row:
+            raise StudyError(
+                f"{path}, line {row.line}, column series_dir: {row.series_dir} is already the "
+                f"series of case {other.case_id!r}, arm {other.arm!r} on line {other.line} "
+                "(each case and arm needs its own series folder)"
+            )
         case_rows = by_case.setdefault(row.case_id, [])
         if case_rows:
             head = case_rows[0]

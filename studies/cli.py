@@ -7,14 +7,18 @@ are imported inside the commands so ``blindreader --help`` stays fast. User erro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from studies.clock import Clock, system_clock
 from studies.errors import StudyError
+
+if TYPE_CHECKING:
+    from studies.distinguishability import Distinguishability
 
 study_app = typer.Typer(help="Create and manage blinded reader studies.", no_args_is_help=True)
 
@@ -84,8 +88,27 @@ def create(
             help="Create the study although the leak scan found something (the reason is logged).",
         ),
     ] = None,
+    allow_burned_in: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-burned-in",
+            metavar="REASON",
+            help="Create the study although some series declare burned-in annotation "
+            "(the reason is logged).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Worker processes for blinding (default: one per CPU)."
+        ),
+    ] = None,
 ) -> None:
-    """Copy, de-identify and scan the series, generate and store the assignments (atomic)."""
+    """Blind (allow-list copy), check and scan the series; store the assignments (atomic).
+
+    Also reports whether per-series image statistics (noise, texture, sharpness, histogram)
+    let a simple classifier tell the arms apart.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from studies.create import create_study
@@ -102,7 +125,14 @@ def create(
             bar.update(task, completed=done, total=total, description=message)
 
         summary = create_study(
-            protocol, cases, db, allow_leak=allow_leak, progress=progress, clock=command_clock(ctx)
+            protocol,
+            cases,
+            db,
+            allow_leak=allow_leak,
+            allow_burned_in=allow_burned_in,
+            workers=workers,
+            progress=progress,
+            clock=command_clock(ctx),
         )
     typer.echo(f"{summary.db_path}: study {summary.title!r} created ({summary.design})")
     typer.echo(
@@ -115,6 +145,27 @@ def create(
     )
     if summary.n_leaks_allowed:
         typer.echo(f"  {summary.n_leaks_allowed} leak(s) allowed: {allow_leak}", err=True)
+    if summary.n_burned_in_allowed:
+        typer.echo(
+            f"  {summary.n_burned_in_allowed} series with burned-in annotation allowed: "
+            f"{allow_burned_in}",
+            err=True,
+        )
+    _echo_distinguishability(summary.distinguishability)
+
+
+def _echo_distinguishability(results: Sequence[Distinguishability]) -> None:
+    """The distinguishability report, one paragraph per compared arm."""
+    if not results:
+        return
+    typer.echo("Can image statistics tell the arms apart?")
+    for result in results:
+        typer.echo(f"  {result.summary()}")
+        if result.verdict == "distinguishable":
+            typer.echo(
+                "  -> readers may recognise the arm by its look; consider matching noise or "
+                "sharpness between the arms, and report it"
+            )
 
 
 @study_app.command("status")
@@ -123,9 +174,11 @@ def status(ctx: typer.Context, db: DbOption) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from studies.distinguishability import stored_distinguishability
     from studies.store import Store
 
     with Store.open(db, clock=command_clock(ctx)) as store:
+        report = stored_distinguishability(store)
         table = Table(title=store.study_title)
         for column in ("reader", "name", "session", "done", "state"):
             table.add_column(column)
@@ -143,6 +196,7 @@ def status(ctx: typer.Context, db: DbOption) -> None:
                     reader.reader_id, reader.name, str(s.index), f"{s.n_done} / {s.n_total}", state
                 )
     Console(width=120).print(table)
+    _echo_distinguishability(report)
 
 
 @study_app.command("export")
