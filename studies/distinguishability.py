@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import ndimage, stats
 
 if TYPE_CHECKING:
     from studies.protocol import Protocol
@@ -83,8 +82,19 @@ FEATURES: tuple[Feature, ...] = (
 FEATURE_KEYS = tuple(f.key for f in FEATURES)
 _LABELS = {f.key: f.label for f in FEATURES}
 
-# Immerkaer's noise kernel (the difference of two Laplacians): zero response to linear ramps.
-_NOISE_KERNEL = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+
+def noise_residual(x: np.ndarray) -> np.ndarray:
+    """Each slice filtered with Immerkaer's noise kernel ``[1,-2,1]`` x ``[1,-2,1]`` (the
+    difference of two Laplacians: no response to linear ramps), edges reflected."""
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    rows = padded[:, :-2, :] - 2 * padded[:, 1:-1, :] + padded[:, 2:, :]
+    return rows[:, :, :-2] - 2 * rows[:, :, 1:-1] + rows[:, :, 2:]
+
+
+def _skewness(values: np.ndarray) -> float:
+    centred = values - values.mean()
+    sd = float(np.sqrt(np.mean(centred**2)))
+    return float(np.mean(centred**3) / sd**3) if sd > 0 else 0.0
 
 
 def _otsu(values: np.ndarray, bins: int = 256) -> float:
@@ -159,7 +169,7 @@ def series_features(volume: np.ndarray, max_slices: int = MAX_SLICES) -> dict[st
     fg = x[foreground]
     fg_mean = max(float(fg.mean()), 1e-12)
 
-    residual = np.stack([ndimage.convolve(plane, _NOISE_KERNEL, mode="reflect") for plane in x])
+    residual = noise_residual(x)
     residual_noise = math.sqrt(math.pi / 2) * float(np.abs(residual[foreground]).mean()) / 6
     # Without background (the anatomy fills the field of view) the residual stands in for it.
     enough = background.sum() >= 50
@@ -169,7 +179,7 @@ def series_features(volume: np.ndarray, max_slices: int = MAX_SLICES) -> dict[st
     hist, _ = np.histogram(np.clip(fg, 0, 1.5), bins=64, range=(0, 1.5))
     p = hist[hist > 0] / hist.sum()
     p10, p50, p90 = np.percentile(fg, [10, 50, 90])
-    skewness = float(stats.skew(fg)) if fg.size > 2 and fg.std() > 0 else 0.0
+    skewness = _skewness(fg) if fg.size > 2 else 0.0
     values = {
         "background_noise": background_noise / fg_mean,
         "residual_noise": residual_noise / fg_mean,
@@ -249,12 +259,13 @@ class Distinguishability:
         )
         best = self.driver_result
         if best is not None:
-            direction = "higher" if best.effect > 0 else "lower"
+            if best.effect == 0:
+                direction = "the same in both arms"
+            else:
+                higher = "higher" if best.effect > 0 else "lower"
+                direction = f"{higher} in {self.other_arm}, effect {best.effect:+.2f} SD"
             role = "driven by" if self.verdict == "distinguishable" else "strongest statistic:"
-            text += (
-                f"; {role} {best.label} (accuracy {best.accuracy:.2f} alone, {direction} in "
-                f"{self.other_arm}, effect {best.effect:+.2f} SD)"
-            )
+            text += f"; {role} {best.label} (accuracy {best.accuracy:.2f} alone, {direction})"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -360,9 +371,10 @@ def assess_arms(
     arms_of: dict[str, set[str]] = {}
     for s in rows:
         arms_of.setdefault(s.case_id, set()).add(s.arm)
-    cases = [c for c, arms in arms_of.items() if arms == {reference, other}]
+    # Sorted: the result must not depend on the order the series were blinded in.
+    cases = sorted(c for c, arms in arms_of.items() if arms == {reference, other})
     index = {c: i for i, c in enumerate(cases)}
-    rows = [s for s in rows if s.case_id in index]
+    rows = sorted((s for s in rows if s.case_id in index), key=lambda s: (index[s.case_id], s.arm))
     n_cases, n_series = len(cases), len(rows)
     if n_cases < MIN_CASES:
         nan = math.nan
@@ -378,6 +390,8 @@ def assess_arms(
     flips = rng.integers(0, 2, size=(n_permutations, n_cases))
     null = np.array([_accuracy(x, y ^ flip[groups], groups) for flip in flips])
     p_value = float((1 + np.count_nonzero(null >= n_correct)) / (n_permutations + 1))
+    from scipy import stats  # slow to import: not in the blinding workers
+
     ci = stats.binomtest(n_correct, n_series).proportion_ci(0.95, method="exact")
     accuracy = n_correct / n_series
 
@@ -501,6 +515,7 @@ __all__ = [
     "assess_study",
     "event_payload",
     "loco_predictions",
+    "noise_residual",
     "series_features",
     "stored_distinguishability",
 ]
