@@ -91,6 +91,13 @@ def noise_residual(x: np.ndarray) -> np.ndarray:
     return rows[:, :, :-2] - 2 * rows[:, :, 1:-1] + rows[:, :, 2:]
 
 
+def _box3(x: np.ndarray) -> np.ndarray:
+    """Each slice's 3x3 mean (edges reflected)."""
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    rows = padded[:, :-2, :] + padded[:, 1:-1, :] + padded[:, 2:, :]
+    return (rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]) / 9
+
+
 def _skewness(values: np.ndarray) -> float:
     centred = values - values.mean()
     sd = float(np.sqrt(np.mean(centred**2)))
@@ -169,13 +176,20 @@ def series_features(volume: np.ndarray, max_slices: int = MAX_SLICES) -> dict[st
     fg = x[foreground]
     fg_mean = max(float(fg.mean()), 1e-12)
 
+    gy, gx = np.gradient(x, axis=(1, 2))
+    gradient = float(np.hypot(gy, gx)[foreground].mean())
+    # The residual measures noise where the tissue is flat: edges (found on a 3x3 mean, so noise
+    # does not pick them) would otherwise dominate it.
+    sy, sx = np.gradient(_box3(x), axis=(1, 2))
+    edges = np.hypot(sy, sx)
+    flat = foreground & (edges <= np.percentile(edges[foreground], 60))
+    if flat.sum() < 20:
+        flat = foreground
     residual = noise_residual(x)
-    residual_noise = math.sqrt(math.pi / 2) * float(np.abs(residual[foreground]).mean()) / 6
+    residual_noise = math.sqrt(math.pi / 2) * float(np.abs(residual[flat]).mean()) / 6
     # Without background (the anatomy fills the field of view) the residual stands in for it.
     enough = background.sum() >= 50
     background_noise = float(x[background].std()) if enough else residual_noise
-    gy, gx = np.gradient(x, axis=(1, 2))
-    gradient = float(np.hypot(gy, gx)[foreground].mean())
     hist, _ = np.histogram(np.clip(fg, 0, 1.5), bins=64, range=(0, 1.5))
     p = hist[hist > 0] / hist.sum()
     p10, p50, p90 = np.percentile(fg, [10, 50, 90])
@@ -184,7 +198,7 @@ def series_features(volume: np.ndarray, max_slices: int = MAX_SLICES) -> dict[st
         "background_noise": background_noise / fg_mean,
         "residual_noise": residual_noise / fg_mean,
         "background_texture": _neighbour_correlation(x, background),
-        "residual_texture": _neighbour_correlation(residual, foreground),
+        "residual_texture": _neighbour_correlation(residual, flat),
         "gradient": gradient / fg_mean,
         "high_frequency": _high_frequency_power(x),
         "entropy": float(-(p * np.log2(p)).sum()),
