@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian, MRImageStorage
 
 from studies.dicom_series import MAX_MATRIX
@@ -302,32 +307,19 @@ def _deidentification(ds: Dataset) -> None:
     ds.LongitudinalTemporalInformationModified = "REMOVED"
 
 
-def blinded_dataset(
-    source: Dataset,
-    *,
+def series_template(
     identity: BlindedIdentity,
+    *,
     series_uid: str,
-    instance_number: int,
-    pixels: np.ndarray,
+    shape: tuple[int, int],
     window: tuple[float, float],
 ) -> Dataset:
-    """One new blinded dataset (with file meta) from the allow-list; see the module docstring.
-
-    Only geometry is read from ``source``, and only as numbers.
+    """Everything a blinded file of one series holds that is the same in every slice: the
+    allow-list's constant part (see the module docstring). :func:`blinded_dataset` adds the rest.
     """
-    sop_uid = new_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-
     ds = Dataset()
-    ds.file_meta = meta
     # SOP common
     ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = sop_uid
     # patient (opaque), and the PS3.15 record
     ds.PatientName = identity.patient_id
     ds.PatientID = identity.patient_id
@@ -352,13 +344,56 @@ def blinded_dataset(
     ds.ProtocolName = NEUTRAL_TEXT["ProtocolName"]
     ds.ClinicalTrialCoordinatingCenterName = ""
     ds.ClinicalTrialSeriesID = identity.series_id
-    # frame of reference: one new UID per source frame of reference within the exam
-    source_frame = str(getattr(source, "FrameOfReferenceUID", "") or "")
-    ds.FrameOfReferenceUID = new_uid(identity.frame_salt, source_frame)
+    # frame of reference, general equipment (type 2: present, empty)
     ds.PositionReferenceIndicator = ""
-    # general equipment (type 2: present, empty)
     ds.Manufacturer = ""
-    # general image, image plane (numbers only)
+    # MR image: acquisition details are not carried (they differ between protocols of the arms)
+    ds.ImageType = list(IMAGE_TYPE)
+    ds.ScanningSequence = "RM"  # research mode
+    ds.SequenceVariant = "NONE"
+    ds.ScanOptions = ""
+    ds.MRAcquisitionType = ""
+    ds.RepetitionTime = ""
+    ds.EchoTime = ""
+    ds.EchoTrainLength = ""
+    # image pixel: one encoding for every arm
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    # VOI LUT: one rule for every arm
+    ds.WindowCenter = format_ds(window[0])
+    ds.WindowWidth = format_ds(window[1])
+    return ds
+
+
+def blinded_dataset(
+    source: Dataset,
+    template: Dataset,
+    *,
+    frame_salt: str,
+    instance_number: int,
+    pixels: np.ndarray,
+) -> Dataset:
+    """One new blinded dataset (with new file meta): ``template`` (:func:`series_template`)
+    plus this slice's UIDs, number, geometry and pixels. Only geometry is read from
+    ``source``, and only as numbers."""
+    sop_uid = new_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds = Dataset(dict(template.items()))  # shares the elements: nothing below changes them
+    ds.file_meta = meta
+    ds.SOPInstanceUID = sop_uid
+    # one new frame-of-reference UID per source frame of reference within the exam
+    source_frame = str(getattr(source, "FrameOfReferenceUID", "") or "")
+    ds.FrameOfReferenceUID = new_uid(frame_salt, source_frame)
     ds.InstanceNumber = instance_number
     orientation = _floats(source, "ImageOrientationPatient", 6)
     position = _floats(source, "ImagePositionPatient", 3)
@@ -371,30 +406,116 @@ def blinded_dataset(
     if spacing is not None:
         ds.PixelSpacing = [format_ds(v) for v in spacing]
     ds.SliceThickness = format_ds(thickness[0]) if thickness is not None else ""
-    # MR image: acquisition details are not carried (they differ between protocols of the arms)
-    ds.ImageType = list(IMAGE_TYPE)
-    ds.ScanningSequence = "RM"  # research mode
-    ds.SequenceVariant = "NONE"
-    ds.ScanOptions = ""
-    ds.MRAcquisitionType = ""
-    ds.RepetitionTime = ""
-    ds.EchoTime = ""
-    ds.EchoTrainLength = ""
-    # image pixel: one encoding for every arm
-    rows, columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = rows
-    ds.Columns = columns
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    # VOI LUT: one rule for every arm
-    ds.WindowCenter = format_ds(window[0])
-    ds.WindowWidth = format_ds(window[1])
-    ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
+    ds.add_new(0x7FE00010, "OW", np.ascontiguousarray(pixels, dtype="<u2").tobytes())
     return ds
+
+
+#: The elements :func:`blinded_dataset` adds to the template, slice by slice.
+PER_SLICE_TAGS = tuple(
+    sorted(
+        Tag(k)
+        for k in (
+            "SOPInstanceUID",
+            "SliceThickness",
+            "InstanceNumber",
+            "ImagePositionPatient",
+            "ImageOrientationPatient",
+            "FrameOfReferenceUID",
+            "PixelSpacing",
+            "PixelData",
+        )
+    )
+)
+
+
+def _encoded(ds: Dataset) -> bytes:
+    """``ds`` as explicit VR little endian bytes (no preamble, no file meta)."""
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_dataset(fp, ds)
+    return fp.getvalue()
+
+
+def _element(tag: BaseTag, vr: str, value: bytes) -> bytes:
+    """One explicit VR little endian element (value padded to even length)."""
+    if len(value) % 2:
+        value += b"\x00" if vr == "UI" else b" "
+    head = struct.pack("<HH", tag.group, tag.element) + vr.encode("ascii")
+    if vr in ("OB", "OW", "SQ", "UN", "UT", "UC", "UR", "OF", "OD", "OL", "OV"):
+        return head + struct.pack("<HI", 0, len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def _slice_element(ds: Dataset, tag: BaseTag) -> bytes:
+    """A per-slice element's bytes: the plain VRs by hand, anything else through pydicom."""
+    elem = ds[tag]
+    value = elem.value
+    if elem.VR in ("UI", "DS", "IS") and value not in (None, ""):
+        items = value if isinstance(value, list | tuple | MultiValue) else [value]
+        return _element(tag, elem.VR, "\\".join(str(v) for v in items).encode("ascii"))
+    if elem.VR == "OW" and isinstance(value, bytes):
+        return _element(tag, "OW", value)
+    return _encoded(Dataset({tag: elem}))
+
+
+#: Stands in for the 64-character MediaStorageSOPInstanceUID while the file meta is encoded.
+_UID_PLACEHOLDER = UID_ROOT + "9" * _UID_DIGITS
+_MEDIA_UID_TAG = Tag("MediaStorageSOPInstanceUID")
+
+
+class SeriesEncoder:
+    """Encodes the files of one blinded series: the template's elements and the file meta
+    once, each slice's own elements (:data:`PER_SLICE_TAGS`) and UID per file, joined in tag
+    order.
+
+    The bytes are those ``pydicom.dcmwrite(..., enforce_file_format=True)`` writes for the
+    same dataset (a test checks it); encoding the constant part once makes writing a series
+    several times faster.
+    """
+
+    def __init__(self, template: Dataset) -> None:
+        if any(tag in template for tag in PER_SLICE_TAGS):
+            raise ValueError("the template holds a per-slice element")
+        segments: list[bytes] = []
+        low = -1
+        for high in [*PER_SLICE_TAGS, None]:
+            part = {t: e for t, e in template.items() if low < t and (high is None or t < high)}
+            segments.append(_encoded(Dataset(part)))
+            low = high if high is not None else low
+        self._segments = segments
+        self._meta: bytes | None = None
+
+    def _file_meta(self, meta: FileMetaDataset) -> bytes:
+        uid = str(meta.MediaStorageSOPInstanceUID)
+        if len(uid) != len(_UID_PLACEHOLDER):  # not one of ours: encode it as it is
+            return _meta_bytes(meta)
+        if self._meta is None:
+            stand_in = FileMetaDataset()
+            for tag, elem in meta.items():  # a new element for the UID: meta's is not changed
+                if tag != _MEDIA_UID_TAG:
+                    stand_in[tag] = elem
+            stand_in.MediaStorageSOPInstanceUID = UID(_UID_PLACEHOLDER)
+            self._meta = _meta_bytes(stand_in)
+        return self._meta.replace(_UID_PLACEHOLDER.encode("ascii"), uid.encode("ascii"))
+
+    def encode(self, ds: Dataset) -> bytes:
+        """The file of one slice: preamble, prefix, file meta and dataset."""
+        parts = [b"\x00" * 128, b"DICM", self._file_meta(ds.file_meta)]
+        for segment, tag in zip(self._segments, PER_SLICE_TAGS, strict=False):
+            parts.append(segment)
+            if tag in ds:
+                parts.append(_slice_element(ds, tag))
+        parts.append(self._segments[-1])
+        return b"".join(parts)
+
+
+def _meta_bytes(meta: FileMetaDataset) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_file_meta_info(fp, meta, enforce_standard=True)
+    return fp.getvalue()
 
 
 def write_blinded_series(
@@ -453,18 +574,21 @@ def write_blinded_series(
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     headers: list[Dataset] = []
+    template = series_template(
+        identity, series_uid=series_uid, shape=volume.shape[1:], window=window
+    )
+    encoder = SeriesEncoder(template)
     for index, source in enumerate(sources, start=1):
         ds = blinded_dataset(
             source,
-            identity=identity,
-            series_uid=series_uid,
+            template,
+            frame_salt=identity.frame_salt,
             instance_number=index,
             pixels=volume[index - 1],
-            window=window,
         )
         target = out_dir / f"{index:04d}.dcm"
         try:
-            ds.save_as(target, enforce_file_format=True)
+            target.write_bytes(encoder.encode(ds))
         except Exception as exc:
             raise StudyError(
                 f"{target}: cannot write the blinded copy ({_one_line(exc)})"
@@ -496,14 +620,17 @@ __all__ = [
     "IMPLEMENTATION_VERSION_NAME",
     "NEUTRAL_TEXT",
     "PER_SERIES_ATTRIBUTES",
+    "PER_SLICE_TAGS",
     "BlindedIdentity",
     "BlindedWrite",
+    "SeriesEncoder",
     "blinded_dataset",
     "decode_pixels",
     "format_ds",
     "grey_levels",
     "new_uid",
     "read_source",
+    "series_template",
     "to_stored",
     "window_of",
     "write_blinded_series",

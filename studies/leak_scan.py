@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 from studies.blinded_dicom import GEOMETRY_ATTRIBUTES, PER_SERIES_ATTRIBUTES
 from studies.dicom_series import SeriesInfo, read_header
@@ -76,6 +78,7 @@ SUBSTRING_TERMS = (
 #: Attributes not searched in source headers: the patient's own identity (names and ids that
 #: can hold any letters by chance); the blinded copies never carry them.
 _IDENTITY_ATTRIBUTES = frozenset({"PatientID", "OtherPatientIDs", "IssuerOfPatientID"})
+_IDENTITY_TAGS = frozenset(tag_for_keyword(k) for k in _IDENTITY_ATTRIBUTES)
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
 _SPACING_TOLERANCE = 1e-3  # mm
 #: Arms whose grey-level counts differ by at least this factor (2 bits) are reported.
@@ -178,28 +181,52 @@ def text_terms(protocol: Protocol) -> list[Term]:
     return terms
 
 
-def header_texts(ds: Dataset, prefix: str = "") -> list[tuple[str, str]]:
-    """Every text value of a dataset as ``(tag name, text)``: sequences, private elements and
-    the file meta included; names and patient ids left out (see ``_IDENTITY_ATTRIBUTES``)."""
-    found: list[tuple[str, str]] = []
-    meta = getattr(ds, "file_meta", None) if not prefix else None
-    elements = [*(meta or []), *ds]
-    for elem in elements:
-        name = f"{prefix}{elem.tag} {elem.keyword or elem.name}"
-        if elem.VR == "SQ":
-            for j, item in enumerate(elem.value or []):
-                found.extend(header_texts(item, f"{name}[{j}] > "))
-        elif elem.keyword in _IDENTITY_ATTRIBUTES:
-            continue
-        elif elem.VR in _TEXT_VRS and elem.value not in (None, ""):
+def _texts(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, Dataset, BaseTag, str]]:
+    """``(prefix, dataset, tag, text)`` for every text value, without converting the elements
+    that hold none (reading values is most of the cost of a scan)."""
+    for elem in ds.elements():
+        tag = elem.tag
+        vr = elem.VR
+        if vr is None:  # implicit VR: the dictionary (a private one through its creator) knows
+            if tag.is_private:
+                vr = ds[tag].VR
+            else:
+                try:
+                    vr = dictionary_VR(tag)
+                except KeyError:
+                    continue
+        if vr == "SQ":
+            for j, item in enumerate(ds[tag].value or []):
+                yield from _texts(item, f"{prefix}{_name(ds, tag)}[{j}] > ")
+        elif vr in _TEXT_VRS and tag not in _IDENTITY_TAGS:
             value = elem.value
+            if value is None or value in ("", b""):
+                continue
             if isinstance(value, bytes):
-                text = value.decode("latin-1")
+                text = value.decode("latin-1").rstrip("\x00 ")
             elif isinstance(value, str):
                 text = value
             else:
                 text = "\\".join(str(v) for v in value)
-            found.append((name, text))
+            if text:
+                yield prefix, ds, tag, text
+
+
+def _name(ds: Dataset, tag: BaseTag) -> str:
+    keyword = keyword_for_tag(tag)
+    if not keyword:
+        keyword = ds[tag].name
+    return f"{tag} {keyword}"
+
+
+def header_texts(ds: Dataset) -> list[tuple[str, str]]:
+    """Every text value of a dataset as ``(tag name, text)``: sequences, private elements and
+    the file meta included; names and patient ids left out (see ``_IDENTITY_ATTRIBUTES``)."""
+    meta = getattr(ds, "file_meta", None)
+    found = (
+        [(prefix + _name(d, tag), text) for prefix, d, tag, text in _texts(meta)] if meta else []
+    )
+    found.extend((prefix + _name(d, tag), text) for prefix, d, tag, text in _texts(ds))
     return found
 
 
@@ -223,12 +250,18 @@ class TextScanner:
         return hit
 
     def scan(self, ds: Dataset) -> list[tuple[str, str, str, str]]:
-        """``(kind, tag, text, what)`` for every term found in one header."""
-        return [
-            (term.kind, tag, text, term.what)
-            for tag, text in header_texts(ds)
-            for term in self.matches(text)
-        ]
+        """``(kind, tag, text, what)`` for every term found in one header (file meta first)."""
+        meta = getattr(ds, "file_meta", None)
+        found: list[tuple[str, str, str, str]] = []
+        for dataset in (meta, ds):
+            if dataset is None:
+                continue
+            for prefix, d, tag, text in _texts(dataset):
+                terms = self.matches(text)
+                if terms:
+                    name = prefix + _name(d, tag)
+                    found.extend((term.kind, name, text, term.what) for term in terms)
+        return found
 
 
 Hit = tuple[str, str, str, str, str]  # (file, kind, tag, text, what)

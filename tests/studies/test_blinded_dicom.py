@@ -192,3 +192,24 @@ def test_an_unreadable_source_is_named(tmp_path: Path):
     info.files[1].write_bytes(b"garbage")
     with pytest.raises(StudyError, match=f"^{info.files[1]}: cannot read DICOM file"):
         write_blinded_series(info.files, tmp_path / "out", IDENTITY)
+
+
+def test_the_series_encoder_writes_what_pydicom_writes(tmp_path: Path):
+    import io
+
+    from studies.blinded_dicom import SeriesEncoder, blinded_dataset, series_template
+
+    make_series(tmp_path / "src", 2, 6, 5)
+    sources = [pydicom.dcmread(p) for p in read_series(tmp_path / "src").files]
+    template = series_template(IDENTITY, series_uid=str(new_uid()), shape=(6, 5), window=(7, 9))
+    encoder = SeriesEncoder(template)  # one encoder for the series: its file meta is reused
+    for index, source in enumerate(sources, start=1):
+        pixels = np.arange(30, dtype=np.uint16).reshape(6, 5) * index
+        ds = blinded_dataset(source, template, frame_salt="x", instance_number=index, pixels=pixels)
+        if index == 2:
+            del ds.ImagePositionPatient  # a slice without a position: still the same bytes
+        expected = io.BytesIO()
+        pydicom.dcmwrite(expected, ds, enforce_file_format=True)
+        assert encoder.encode(ds) == expected.getvalue()
+    with pytest.raises(ValueError, match="per-slice"):
+        SeriesEncoder(ds)
