@@ -28,6 +28,8 @@ from studies.progress import ProgressCallback
 
 #: Below this many images a study is blinded in this process (a pool costs seconds to start).
 POOL_MIN_IMAGES = 600
+#: Fewer CPUs than this: blinded in this process.
+POOL_MIN_CPUS = 4
 #: At most this many worker processes.
 MAX_WORKERS = 8
 
@@ -92,16 +94,22 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def worker_count(workers: int | None, n_jobs: int, n_images: int) -> int:
-    """Worker processes for blinding: ``workers`` if given, else one per CPU (at most
-    :data:`MAX_WORKERS`) for a study of :data:`POOL_MIN_IMAGES` images or more, 1 below."""
+def worker_count(workers: int | None, n_jobs: int, n_images: int, cpus: int | None = None) -> int:
+    """Worker processes for blinding: ``workers`` if given; else, for a study of
+    :data:`POOL_MIN_IMAGES` images or more on a machine with :data:`POOL_MIN_CPUS` CPUs or
+    more, one per CPU but one (at most :data:`MAX_WORKERS`); else 1 (this process).
+
+    On the 2-core machine of ``benchmarks/RESULTS.md`` a pool of 2 was slower than this process
+    alone (13.5-17.4 s against 11.4-13.8 s for 2400 images, under load): the workers' start and
+    the results' trip back cost more than a second core gives."""
     if workers is not None:
         if workers < 1:
             raise StudyError(f"--workers must be at least 1 (got {workers})")
         return min(workers, max(n_jobs, 1))
-    if n_images < POOL_MIN_IMAGES:
+    cpus = _available_cpus() if cpus is None else cpus
+    if n_images < POOL_MIN_IMAGES or cpus < POOL_MIN_CPUS:
         return 1
-    return max(1, min(_available_cpus(), MAX_WORKERS, n_jobs))
+    return max(1, min(cpus - 1, MAX_WORKERS, n_jobs))
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -163,6 +171,7 @@ def run_blinding(
 
 __all__ = [
     "MAX_WORKERS",
+    "POOL_MIN_CPUS",
     "POOL_MIN_IMAGES",
     "BlindedResult",
     "BlindingJob",

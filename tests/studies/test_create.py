@@ -319,3 +319,15 @@ def test_sigkill_during_create_then_create_again(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert db.exists()
     assert {p.name for p in tmp_path.iterdir() if p.name.startswith(".")} == set()
+
+
+def test_worker_count():
+    from studies.blinding_job import worker_count
+
+    assert worker_count(None, 340, 10_200, cpus=2) == 1  # measured: a pool is slower there
+    assert worker_count(None, 340, 10_200, cpus=8) == 7
+    assert worker_count(None, 340, 10_200, cpus=64) == 8
+    assert worker_count(None, 4, 100, cpus=8) == 1  # small: not worth starting a pool
+    assert worker_count(3, 2, 100) == 2  # never more workers than series
+    with pytest.raises(StudyError, match="at least 1"):
+        worker_count(0, 2, 100)
