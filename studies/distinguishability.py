@@ -50,8 +50,11 @@ INDISTINGUISHABLE_BELOW = 0.75
 MIN_CASES = 4
 #: Permutations of the chance comparison (p resolution 1 / (N + 1)).
 N_PERMUTATIONS = 999
-#: At most this many slices (evenly spaced) are measured per series.
-MAX_SLICES = 16
+#: At most this many slices (evenly spaced) are measured per series ...
+MAX_SLICES = 8
+#: ... and at most about this many pixels (whole slices: noise and texture need full
+#: resolution, so large matrices get fewer slices, never a downsampled image).
+MAX_PIXELS = 600_000
 #: Event kind under which ``study create`` stores the results.
 EVENT_KIND = "distinguishability"
 
@@ -162,7 +165,8 @@ def series_features(volume: np.ndarray, max_slices: int = MAX_SLICES) -> dict[st
     if volume.ndim != 3 or volume.size == 0:
         raise ValueError(f"expected a (slices, rows, columns) volume, got shape {volume.shape}")
     n = volume.shape[0]
-    picked = np.unique(np.linspace(0, n - 1, min(n, max_slices)).round().astype(int))
+    k = max(1, min(n, max_slices, MAX_PIXELS // max(volume.shape[1] * volume.shape[2], 1)))
+    picked = np.unique(np.linspace(0, n - 1, k).round().astype(int))
     x = volume[picked].astype(np.float64)
     top = float(np.percentile(x, 99.5))
     if top <= 0 or volume.shape[1] < 4 or volume.shape[2] < 4:
@@ -329,10 +333,11 @@ def loco_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.nda
     n_groups = int(groups.max()) + 1
     n = x.shape[0]
 
+    members = np.zeros((n_groups, n))
+    members[groups, np.arange(n)] = 1.0
+
     def by_group(values: np.ndarray) -> np.ndarray:
-        out = np.zeros((n_groups, *values.shape[1:]))
-        np.add.at(out, groups, values)
-        return out
+        return members @ values  # per-group sums
 
     ones = np.ones(n)
     count = n - by_group(ones)[groups]  # training rows of each row's fold
@@ -349,6 +354,16 @@ def loco_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.nda
         centroid = total / np.maximum(n_class, 1)[:, None]
         distance.append((((x - centroid) / sd) ** 2).sum(1))
     return (distance[1] < distance[0]).astype(np.int64)
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) binomial interval of ``k`` successes in ``n`` trials."""
+    from scipy.special import betaincinv  # scipy.special: light, unlike scipy.stats
+
+    alpha = 1 - level
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
+    return low, high
 
 
 def _accuracy(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> int:
@@ -404,9 +419,7 @@ def assess_arms(
     flips = rng.integers(0, 2, size=(n_permutations, n_cases))
     null = np.array([_accuracy(x, y ^ flip[groups], groups) for flip in flips])
     p_value = float((1 + np.count_nonzero(null >= n_correct)) / (n_permutations + 1))
-    from scipy import stats  # slow to import: not in the blinding workers
-
-    ci = stats.binomtest(n_correct, n_series).proportion_ci(0.95, method="exact")
+    ci_low, ci_high = clopper_pearson(n_correct, n_series)
     accuracy = n_correct / n_series
 
     features = []
@@ -439,7 +452,7 @@ def assess_arms(
     best = max(features, key=lambda f: (f.accuracy, abs(f.effect)))
     if p_value < ALPHA:
         verdict = "distinguishable"
-    elif ci.high < INDISTINGUISHABLE_BELOW:
+    elif ci_high < INDISTINGUISHABLE_BELOW:
         verdict = "indistinguishable"
     else:
         verdict = "inconclusive"
@@ -450,8 +463,8 @@ def assess_arms(
         n_series=n_series,
         n_correct=n_correct,
         accuracy=accuracy,
-        ci_low=float(ci.low),
-        ci_high=float(ci.high),
+        ci_low=ci_low,
+        ci_high=ci_high,
         chance=0.5,
         p_value=p_value,
         n_permutations=n_permutations,
@@ -527,6 +540,7 @@ __all__ = [
     "SeriesStatistics",
     "assess_arms",
     "assess_study",
+    "clopper_pearson",
     "event_payload",
     "loco_predictions",
     "noise_residual",

@@ -63,6 +63,16 @@ def test_vectorised_loco_equals_the_obvious_loop(n_cases, n_features, per_arm, s
     np.testing.assert_array_equal(loco_predictions(x, y, groups), naive_loco(x, y, groups))
 
 
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (10, 10), (7, 24), (170, 340), (1, 2)])
+def test_the_interval_is_scipy_s_exact_binomial_interval(k: int, n: int):
+    from scipy import stats
+
+    from studies.distinguishability import clopper_pearson
+
+    expected = stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+    assert clopper_pearson(k, n) == pytest.approx((expected.low, expected.high), abs=1e-12)
+
+
 def statistics(rng: np.random.Generator, n_cases: int, shift: dict[str, float]) -> list:
     """Per-series statistics: a case effect shared by both arms, noise, and ``shift`` (in SD of
     the noise) added to the other arm."""
