@@ -405,7 +405,7 @@ LEAKS: list[tuple[str, dict[str, object], Mutation | None, str]] = [
         None,
         IDENTICAL,
     ),
-    ("vendor DL term", {"SequenceName": "*tse2d1_DeepResolve"}, None, "deepresolve"),
+    ("vendor DL term", {"ProtocolName": "t2_tse_cor_DeepResolve"}, None, "deepresolve"),
     ("arm keyword inside a longer word", {"ProtocolName": "knee_PDdl_cor"}, None, "'dl'"),
     ("arm description", {"ImageComments": "deep learning reconstruction"}, None, "arm description"),
     ("series number", {"SeriesNumber": 1003}, None, IDENTICAL),
