@@ -31,6 +31,8 @@ from studies.leak_scan import Leak, scan_for_leaks
 from studies.progress import ProgressCallback, no_progress
 from studies.protocol import Protocol, load_protocol
 from studies.randomisation import ALGORITHM_VERSION, generate_assignments
+from studies.record import KEY_INFO, head
+from studies.study_key import key_path, new_key, save_key
 
 #: How many leaks the error message lists (the rest are counted).
 LEAKS_SHOWN = 10
@@ -53,6 +55,7 @@ class StudySummary:
     n_leaks_allowed: int
     seed: int
     algorithm_version: str
+    key_path: Path | None = None  # the study key (studies.study_key): back it up
 
 
 def images_dir_for(db_path: Path) -> Path:
@@ -110,6 +113,7 @@ def create_study(
     allow_leak: str | None = None,
     progress: ProgressCallback = no_progress,
     clock: Clock = system_clock,
+    key_dir: Path | None = None,
 ) -> StudySummary:
     """Create a blinded study: copy, de-identify and scan the series, store the assignments.
 
@@ -128,6 +132,8 @@ def create_study(
         ``progress(done, total, message)``.
     clock
         The time the study records as its creation (see :mod:`studies.clock`).
+    key_dir
+        Where the new study key file goes (default :func:`studies.study_key.key_dir`).
 
     Returns
     -------
@@ -164,6 +170,8 @@ def create_study(
     tmp_db = db_path.parent / f".{db_path.name}.tmp-{token}"
     tmp_images = db_path.parent / f".{images.name}.tmp-{token}"
     moved_images = False
+    key = new_key()
+    saved_key: Path | None = None
     try:
         taken: set[str] = set()
         subject_ids: dict[str, str] = {}
@@ -213,6 +221,7 @@ def create_study(
         try:
             upgrade(engine)
             with Session(engine) as s, s.begin():
+                s.info[KEY_INFO] = key
                 study = write_study(
                     s,
                     protocol=protocol,
@@ -227,8 +236,25 @@ def create_study(
                     subject_opaque_ids=subject_ids,
                 )
                 study_id = study.id
+                created = head(s)
         finally:
             engine.dispose()
+        # The key file goes first: a study is never in place without its key.
+        created_at = utc_now(clock)
+        saved_key = key_path(study_id, key_dir)
+        save_key(
+            key,
+            study_id,
+            saved_key,
+            details={
+                "title": protocol.title,
+                "database": str(db_path.resolve()),
+                "created_at": created_at.isoformat(),
+                "anchor": None
+                if created is None
+                else {"seq": created.seq, "hash": created.hash, "at": created_at.isoformat()},
+            },
+        )
         # One self-contained file (no -wal beside it) to move into place; Store.open turns
         # WAL back on.
         con = sqlite3.connect(tmp_db, isolation_level=None)
@@ -253,6 +279,8 @@ def create_study(
             _remove(path)
         if moved_images:
             _remove(images)
+        if saved_key is not None:
+            _remove(saved_key)
         raise
     progress(total, total, "done")
     return StudySummary(
@@ -269,6 +297,7 @@ def create_study(
         n_leaks_allowed=len(leaks),
         seed=protocol.seed,
         algorithm_version=ALGORITHM_VERSION,
+        key_path=saved_key,
     )
 
 
