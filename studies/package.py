@@ -153,11 +153,17 @@ class MergeRefusedError(StudyError):
     def __init__(self, problems: list[tuple[Path, str]]) -> None:
         self.problems = problems
         folders = list(dict.fromkeys(p for p, _ in problems))
-        first_dir, first = problems[0]
         super().__init__(
             f"{len(folders)} package(s) refused, nothing merged: {len(problems)} problem(s); "
-            f"first: {first_dir}: {first}"
+            f"first: {self.lines()[0]}"
         )
+
+    def lines(self) -> list[str]:
+        """Every problem as one line that starts with its package folder."""
+        return [
+            problem if problem.startswith(str(folder)) else f"{folder}: {problem}"
+            for folder, problem in self.problems
+        ]
 
 
 @dataclass(frozen=True)
