@@ -72,7 +72,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, Text, insert, select, type_coerce
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from studies.canonical import canonical_json
@@ -549,6 +550,33 @@ def _check_anchors(
             )
 
 
+def _stored_rows(s: Session, table: Table) -> list[dict[str, Any]]:
+    """Every row of a table; a cell that cannot be read as its type (a timestamp or JSON edited
+    by hand) comes back as ``"<unreadable: ...>"`` instead of failing the whole check."""
+    try:
+        with s.begin_nested():
+            return [dict(r._mapping) for r in s.execute(select(table))]
+    except (ValueError, TypeError, StatementError):
+        pass
+    raw = [
+        dict(r._mapping)
+        for r in s.execute(select(*[type_coerce(c, Text).label(c.name) for c in table.columns]))
+    ]
+    dialect = s.get_bind().dialect
+    rows = []
+    for row in raw:
+        out: dict[str, Any] = {}
+        for column in table.columns:
+            value = row[column.name]
+            processor = column.type.result_processor(dialect, None)
+            try:
+                out[column.name] = processor(value) if processor and value is not None else value
+            except (ValueError, TypeError):
+                out[column.name] = f"<unreadable: {value!r}>"
+        rows.append(out)
+    return rows
+
+
 def _check_rows(s: Session, check: RecordCheck, entries: Sequence[RecordEntry]) -> None:
     recorded: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in entries:
@@ -560,8 +588,7 @@ def _check_rows(s: Session, check: RecordCheck, entries: Sequence[RecordEntry]) 
             continue  # reported as a hash mismatch
     stored: dict[tuple[str, str], dict[str, Any]] = {}
     for live in recorded_tables():
-        for row in s.execute(select(live)):
-            mapping = dict(row._mapping)
+        for mapping in _stored_rows(s, live):
             stored[(live.name, row_id_of(live, mapping))] = image_of(live, mapping)
     namer = _Namer({**stored, **recorded})
     changed: list[str] = []

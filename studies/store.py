@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, func, insert, inspect, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
 from studies.actor import os_user
@@ -225,7 +225,18 @@ class Store:
         self._source = source
         self._clock = clock
         with Session(self._read) as s:
-            studies = s.execute(select(Study)).scalars().all()
+            # Only what the store needs, so that a damaged cell elsewhere still lets
+            # `study verify` open the study and name it.
+            studies = s.execute(
+                select(
+                    Study.id,
+                    Study.title,
+                    Study.protocol_sha256,
+                    Study.origin,
+                    Study.protocol_toml,
+                    Study.images_dir,
+                )
+            ).all()
             if len(studies) != 1:
                 raise StudyError(
                     f"{source}: not a study database (holds {len(studies)} studies, expected 1)"
@@ -241,9 +252,11 @@ class Store:
             images = Path(study.images_dir)
             self.images_dir: Path = images if images.is_absolute() else images_root / images
             self._arm_codes: dict[str, str] = {
-                a.id: a.code for a in s.execute(select(Arm)).scalars()
+                str(pk): str(code) for pk, code in s.execute(select(Arm.id, Arm.code))
             }
-            readers = s.execute(select(Reader).order_by(Reader.position)).scalars().all()
+            readers = s.execute(
+                select(Reader.reader_id, Reader.id, Reader.name).order_by(Reader.position)
+            ).all()
             self._readers: dict[str, tuple[str, str]] = {
                 r.reader_id: (r.id, r.name) for r in readers
             }
@@ -317,6 +330,12 @@ class Store:
             engine.dispose()
             raise StudyError(
                 f"{source}: cannot open the study database ({getattr(exc, 'orig', exc)})"
+            ) from None
+        except (StatementError, ValueError, TypeError) as exc:
+            engine.dispose()
+            raise StudyError(
+                f"{source}: the study database is damaged: a stored value cannot be read "
+                f"({str(exc).splitlines()[0]}); run `study verify` for what changed"
             ) from None
         except BaseException:
             engine.dispose()
@@ -1145,8 +1164,17 @@ class Store:
             ``problems`` name the table, the row and the field of every change found.
         """
         with self.reading() as s:
-            problems = verify_chain(s.execute(select(Event).order_by(Event.seq)).scalars())
-            problems += verify_answers(s)
+            try:
+                with s.begin_nested():
+                    problems = verify_chain(
+                        s.execute(select(Event).order_by(Event.seq)).scalars()
+                    )
+                    problems += verify_answers(s)
+            except (ValueError, TypeError, StatementError) as exc:
+                problems = [
+                    "event log and answers: a stored value cannot be read "
+                    f"({str(exc).splitlines()[0]})"
+                ]
             check = verify_record(
                 s, self.key, [*self._known_anchors(), *anchors], study_id=self.study_id
             )
@@ -1187,10 +1215,15 @@ class Store:
             )
         now = self.now()
         with self.writing() as s:
+            sealed_to = 0
+            for image_json in s.execute(
+                select(RecordEntry.image_json).where(RecordEntry.table_name == SEAL_ENTRY)
+            ).scalars():
+                sealed_to = max(sealed_to, int(json.loads(image_json)["to"]))
             unkeyed = list(
                 s.execute(
                     select(RecordEntry.seq)
-                    .where(RecordEntry.mac.is_(None))
+                    .where(RecordEntry.mac.is_(None), RecordEntry.seq > sealed_to)
                     .order_by(RecordEntry.seq)
                 ).scalars()
             )
