@@ -13,7 +13,6 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,11 @@ from hypothesis import strategies as st
 
 from studies.api import AnswerKey
 from studies.errors import StudyError
-from studies.events import GENESIS_HASH, chain_hash, event_content
 from studies.export import export
 from studies.record import entry_hash
 from studies.store import Store
 from studies.study_key import KEY_DIR_VARIABLE, key_path
+from tests.studies.attacker import rechain_events, rewrite_record
 from tests.studies.study_factory import FakeClock, answer_all, build_study, finish_session
 
 # ---- the finished studies --------------------------------------------------------------------
@@ -124,59 +123,6 @@ def query(db: Path, statement: str, params: tuple[object, ...] = ()) -> list[tup
         return con.execute(statement, params).fetchall()
     finally:
         con.close()
-
-
-def rechain_events(db: Path) -> None:
-    """What an attacker who read studies/events.py does after editing events: recompute every
-    link of the public sha256 chain."""
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    rows = con.execute("select * from event order by seq").fetchall()
-    prev = GENESIS_HASH
-    with con:
-        for row in rows:
-            at = datetime.fromisoformat(row["created_at"]).replace(tzinfo=UTC)
-            content = event_content(
-                event_id=row["id"],
-                seq=row["seq"],
-                reader_id=row["reader_id"],
-                assignment_id=row["assignment_id"],
-                kind=row["kind"],
-                payload_json=row["payload_json"],
-                created_at=at,
-            )
-            digest = chain_hash(prev, content)
-            con.execute(
-                "update event set prev_hash = ?, hash = ? where id = ?", (prev, digest, row["id"])
-            )
-            prev = digest
-    con.close()
-
-
-def rewrite_record(db: Path, edit: Callable[[str, str, dict], dict | None], *, macs: str) -> None:
-    """An attacker rewrites the study record itself: ``edit(table, row, image)`` returns the new
-    image (None deletes the entry); the chain is recomputed; ``macs`` says what becomes of the
-    MACs ('keep' the old ones, 'strip' them)."""
-    con = sqlite3.connect(db)
-    entries = con.execute(
-        "select seq, table_name, row_id, image_json, mac from record order by seq"
-    ).fetchall()
-    kept = []
-    for _, table, row, image_json, mac in entries:
-        image = edit(table, row, json.loads(image_json))
-        if image is not None:
-            kept.append((table, row, json.dumps(image, sort_keys=True, separators=(",", ":")), mac))
-    with con:
-        con.execute("delete from record")
-        prev = "0" * 64
-        for seq, (table, row, image_json, mac) in enumerate(kept, start=1):
-            digest = entry_hash(prev, seq, table, row, image_json)
-            con.execute(
-                "insert into record values (?, ?, ?, ?, ?, ?, ?)",
-                (seq, table, row, image_json, prev, digest, mac if macs == "keep" else None),
-            )
-            prev = digest
-    con.close()
 
 
 def assert_found(problems: list[str], *needles: str) -> None:
