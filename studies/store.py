@@ -44,7 +44,7 @@ from studies.clock import (
     washout_not_before,
 )
 from studies.db.engine import is_url, make_engine, read_engine
-from studies.db.migrate import known_revisions, newer_schema_message, upgrade
+from studies.db.migrate import head_revision, known_revisions, newer_schema_message, upgrade
 from studies.db.models import (
     NONE_KEY,
     Answer,
@@ -131,14 +131,18 @@ def _probe(con: Connection) -> _Probe:
     return _Probe(tables, None if revision is None else str(revision), releases, created_by)
 
 
-def _probe_sqlite(path: Path) -> _Probe:
-    """What a SQLite file holds, read without changing it (read-only: no WAL switch, no
+def _check_sqlite_read_only(path: Path) -> None:
+    """Refuse a SQLite file that is not a study of a known schema, or (at the newest schema)
+    lacks a table or column, reading it without changing it (read-only: no WAL switch, no
     migration)."""
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
     engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
     try:
         with engine.connect() as con:
-            return _probe(con)
+            probe = _probe(con)
+            refuse_foreign(str(path), probe)
+            if probe.revision == head_revision():
+                check_schema(con, str(path))
     except DBAPIError as exc:
         raise StudyError(f"{path}: not a study database ({getattr(exc, 'orig', exc)})") from None
     finally:
@@ -169,9 +173,9 @@ def refuse_foreign(source: str, probe: _Probe) -> None:
         )
 
 
-def check_schema(engine: Engine, source: str) -> None:
+def check_schema(bind: Engine | Connection, source: str) -> None:
     """StudyError naming the first table or column the study database lacks."""
-    found = inspect(engine)
+    found = inspect(bind)
     tables = set(found.get_table_names())
     for table in Base.metadata.sorted_tables:
         if table.name not in tables:
@@ -311,7 +315,7 @@ class Store:
             with path.open("rb") as fh:
                 if fh.read(16) != SQLITE_HEADER:
                     raise StudyError(f"{path}: not a study database (not a SQLite file)")
-            refuse_foreign(source, _probe_sqlite(path))
+            _check_sqlite_read_only(path)
             engine = make_engine(path)
             images_root = path.resolve().parent
         try:
@@ -1166,9 +1170,7 @@ class Store:
         with self.reading() as s:
             try:
                 with s.begin_nested():
-                    problems = verify_chain(
-                        s.execute(select(Event).order_by(Event.seq)).scalars()
-                    )
+                    problems = verify_chain(s.execute(select(Event).order_by(Event.seq)).scalars())
                     problems += verify_answers(s)
             except (ValueError, TypeError, StatementError) as exc:
                 problems = [
