@@ -182,7 +182,10 @@ class ReadingController(QObject):
         try:
             self.store.sign_in(reader_id, passphrase)
         except StudyError as exc:
-            raise ReaderAppError(str(exc)) from None
+            reader = next((r for r in self.readers() if r.reader_id == reader_id), None)
+            if reader is None or not passphrase:
+                raise ReaderAppError(str(exc)) from None
+            raise ReaderAppError(f"Wrong passphrase for {reader.name}: try again.") from None
         self._signed_in.add(reader_id)
         return self.select_reader(reader_id)
 

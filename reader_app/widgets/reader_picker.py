@@ -47,7 +47,7 @@ class ReaderPicker(QWidget):
         self.passphrase.setObjectName("passphrase")
         self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
         self.passphrase.setPlaceholderText("your passphrase")
-        self.passphrase.returnPressed.connect(self.choose)
+        # (Enter in the field reaches keyPressEvent below: QLineEdit passes it on)
         self.error = QLabel("", self)
         self.error.setObjectName("signInError")
         self.error.setWordWrap(True)
@@ -104,8 +104,8 @@ class ReaderPicker(QWidget):
     def choose(self) -> None:
         """Sign in the highlighted reader (with the passphrase typed, if they have one)."""
         reader_id = self._current_reader()
-        if reader_id is None:
-            return
+        if reader_id is None or self.controller.state.reader is not None:
+            return  # (one Enter can reach here twice: from the list and from this page)
         needs = self._needs.get(reader_id, False)
         if needs and not self.passphrase.text():
             self.error.setText("Type your passphrase, then press Enter.")
