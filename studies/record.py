@@ -170,10 +170,22 @@ def head(s: Session) -> Head | None:
     return Head(int(row[0]), str(row[1])) if row is not None else None
 
 
+_HEAD_INFO = "blindreader.record_head"
+
+
+def _current_head(s: Session) -> Head | None:
+    """The head, remembered within one write transaction (which holds the write lock)."""
+    transaction = s.get_transaction()
+    cached = s.info.get(_HEAD_INFO)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]  # type: ignore[no-any-return]
+    return head(s)
+
+
 def _append(s: Session, items: Iterable[tuple[str, str, dict[str, Any]]]) -> Head | None:
     """Append ``(table name, row id, image)`` entries; return the new head."""
     key = study_key_of(s)
-    last = head(s)
+    last = _current_head(s)
     seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
     rows = []
     for table_name, row_id, image in items:
@@ -194,6 +206,7 @@ def _append(s: Session, items: Iterable[tuple[str, str, dict[str, Any]]]) -> Hea
         prev = digest
     if rows:
         s.execute(insert(RecordEntry), rows)
+        s.info[_HEAD_INFO] = (s.get_transaction(), Head(seq, prev))
         return Head(seq, prev)
     return last
 
@@ -213,7 +226,8 @@ def record_rows(s: Session, table_or_model: Table | type[Base], ids: Iterable[st
     found: dict[str, dict[str, Any]] = {}
     for chunk_start in range(0, len(wanted), 500):
         chunk = wanted[chunk_start : chunk_start + 500]
-        for row in s.execute(select(table).where(pk.in_(chunk))):
+        where = pk == chunk[0] if len(chunk) == 1 else pk.in_(chunk)
+        for row in s.execute(select(table).where(where)):
             mapping = dict(row._mapping)
             found[row_id_of(table, mapping)] = image_of(table, mapping)
     missing = [i for i in wanted if i not in found]

@@ -182,13 +182,15 @@ def build_study(
     n_slices: int = 3,
     name: str = "study.sqlite",
     keyed: bool = True,
+    protocol_text: str | None = None,
 ) -> Path:
     """Build a study database in ``folder`` (rows plus ``n_slices`` small files per series).
 
     Like ``study create``, the study gets a key in the key folder (the suite's, see
-    ``tests/conftest.py``) unless ``keyed`` is False.
+    ``tests/conftest.py``) unless ``keyed`` is False. ``protocol_text`` replaces the design's
+    protocol (its arms must be conv and dl).
     """
-    text = SEQUENTIAL_TOML if design == "sequential" else PAIRED_TOML
+    text = protocol_text or (SEQUENTIAL_TOML if design == "sequential" else PAIRED_TOML)
     protocol = parse_protocol(text, "test.toml")
     cases_csv = write_cases_csv(
         folder,
