@@ -126,19 +126,26 @@ def postgres_study(folder: Path, n_readers: int) -> Iterator[str]:
         yield url
 
 
+def _no_record(*args: object, **kwargs: object) -> None:
+    return None
+
+
 def record_overhead(folder: Path, rounds: int = 5, n: int = 60) -> tuple[list[float], list[float]]:
     """Median ms per commit with and without the study record's entries, interleaved rounds."""
+    import studies.events as events_module
     import studies.store as store_module
 
     db = build_study(folder, n_cases=8, n_slices=1)
     with_record: list[float] = []
     without: list[float] = []
     real = store_module.record_rows
+    modules = (store_module, events_module)
     with Store.open(db) as store:
         views = store.assignments("R1", 1)
         for r in range(rounds):
             for variant in ("with", "without"):
-                store_module.record_rows = real if variant == "with" else (lambda *a, **k: None)  # type: ignore[assignment]
+                for module in modules:
+                    module.record_rows = real if variant == "with" else _no_record  # type: ignore[assignment]
                 try:
                     times = []
                     for i in range(n):
@@ -150,7 +157,8 @@ def record_overhead(folder: Path, rounds: int = 5, n: int = 60) -> tuple[list[fl
                         )
                         times.append((time.perf_counter() - t0) * 1000)
                 finally:
-                    store_module.record_rows = real
+                    for module in modules:
+                        module.record_rows = real
                 (with_record if variant == "with" else without).append(statistics.median(times))
     return with_record, without
 

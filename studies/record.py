@@ -63,6 +63,7 @@ What this does not cover
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -72,7 +73,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Table, Text, insert, select, type_coerce
+from sqlalchemy import Insert, Select, Table, Text, bindparam, insert, select, type_coerce
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
@@ -162,11 +163,26 @@ def study_key_of(s: Session) -> StudyKey | None:
     return key if isinstance(key, StudyKey) else None
 
 
+# Statements on every answer's path are built once (building one costs more than running it).
+@functools.cache
+def _head_statement() -> Select[int, str]:
+    return select(RecordEntry.seq, RecordEntry.hash).order_by(RecordEntry.seq.desc()).limit(1)
+
+
+@functools.cache
+def _insert_statement() -> Insert:
+    return insert(_table(RecordEntry))
+
+
+@functools.cache
+def _row_statement(table: Table) -> Select[Any]:
+    pk = next(iter(table.primary_key.columns))
+    return select(table).where(pk == bindparam("row_id"))
+
+
 def head(s: Session) -> Head | None:
     """The newest entry (None for an empty record)."""
-    row = s.execute(
-        select(RecordEntry.seq, RecordEntry.hash).order_by(RecordEntry.seq.desc()).limit(1)
-    ).first()
+    row = s.connection().execute(_head_statement()).first()
     return Head(int(row[0]), str(row[1])) if row is not None else None
 
 
@@ -205,7 +221,7 @@ def _append(s: Session, items: Iterable[tuple[str, str, dict[str, Any]]]) -> Hea
         )
         prev = digest
     if rows:
-        s.execute(insert(RecordEntry), rows)
+        s.connection().execute(_insert_statement(), rows)
         s.info[_HEAD_INFO] = (s.get_transaction(), Head(seq, prev))
         return Head(seq, prev)
     return last
@@ -224,10 +240,14 @@ def record_rows(s: Session, table_or_model: Table | type[Base], ids: Iterable[st
     s.flush()
     pk = next(iter(table.primary_key.columns))
     found: dict[str, dict[str, Any]] = {}
+    con = s.connection()  # Core, not the ORM: this is on every answer's path
     for chunk_start in range(0, len(wanted), 500):
         chunk = wanted[chunk_start : chunk_start + 500]
-        where = pk == chunk[0] if len(chunk) == 1 else pk.in_(chunk)
-        for row in s.execute(select(table).where(where)):
+        if len(chunk) == 1:
+            rows = con.execute(_row_statement(table), {"row_id": chunk[0]})
+        else:
+            rows = con.execute(select(table).where(pk.in_(chunk)))
+        for row in rows:
             mapping = dict(row._mapping)
             found[row_id_of(table, mapping)] = image_of(table, mapping)
     missing = [i for i in wanted if i not in found]
