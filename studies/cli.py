@@ -254,10 +254,21 @@ def verify(
         if report.keyed and record.head is not None:
             store.publish_anchor(record.head, "study verify", store.now())
     how = "with the study key" if report.keyed else "WITHOUT the study key (consistency only)"
-    typer.echo(
-        f"{db}: intact ({record.n_entries} record entries, {report.n_events} events, "
-        f"{report.n_revisions} answer revisions, {record.n_anchors} anchors; checked {how})"
+    counts = ", ".join(
+        _count(n, what)
+        for n, what in (
+            (record.n_entries, "record entry"),
+            (report.n_events, "event"),
+            (report.n_revisions, "answer revision"),
+            (record.n_anchors, "anchor"),
+        )
     )
+    typer.echo(f"{db}: intact ({counts}; checked {how})")
+
+
+def _count(n: int, what: str) -> str:
+    plural = what[:-1] + "ies" if what.endswith("y") else what + "s"
+    return f"{n} {what if n == 1 else plural}"
 
 
 @study_app.command("seal")

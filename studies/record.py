@@ -523,6 +523,12 @@ def verify_record(
         sealed = sum(1 for e in unkeyed if any(a <= e.seq <= b for a, b in seals))
         if sealed:
             check.notes.append(f"{sealed} entries written without the key were sealed by you")
+        allowed = len(unkeyed) - sealed - len(vouched)
+        if allowed:
+            check.notes.append(
+                f"{allowed} entries were written without the key where that is expected (a "
+                "reader's work in a package, which `study merge` re-validates)"
+            )
         if vouched:
             counts: dict[str, int] = defaultdict(int)
             for e in vouched:

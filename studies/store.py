@@ -1149,7 +1149,9 @@ class Store:
         return self.publish_anchor(at_head, what, now)
 
     def _known_anchors(self) -> list[dict[str, Any]]:
-        if self.key is None or self.key.path is None:
+        # The key folder's anchors are the main study's record; a package has a record of its
+        # own (merge checks it against the head the main study logged when packing it).
+        if self.key is None or self.key.path is None or self.origin == "package":
             return []
         _, details = read_key_file(self.key.path)
         anchors = []
@@ -1178,7 +1180,12 @@ class Store:
                     f"({str(exc).splitlines()[0]})"
                 ]
             check = verify_record(
-                s, self.key, [*self._known_anchors(), *anchors], study_id=self.study_id
+                s,
+                self.key,
+                [*self._known_anchors(), *anchors],
+                study_id=self.study_id,
+                # a package: what the reader added is written without the key (merge checks it)
+                unkeyed_after=0 if self.origin == "package" else None,
             )
             n_events = s.execute(select(func.count()).select_from(Event)).scalar_one()
             n_revisions = s.execute(select(func.count()).select_from(AnswerRevision)).scalar_one()

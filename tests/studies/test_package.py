@@ -51,6 +51,7 @@ def test_pack_writes_a_self_contained_package(study: Path, tmp_path: Path, clock
     with Store.open(pkg / "study.sqlite", clock=clock) as store:
         assert [r.reader_id for r in store.readers()] == ["R2"]
         assert store.origin == "package" and store.verify_events() == []
+        assert store.verify().ok  # its own record (the main study's anchors are not its)
         view = store.next_assignment("R2")
         assert view is not None and all(f.is_file() for f in view.sides[0].files)
         assert str(pkg) in str(view.sides[0].files[0])
