@@ -202,19 +202,14 @@ def export(
 
 def _read_anchors(paths: list[Path]) -> list[dict[str, object]]:
     """Anchors from package folders, manifests, reports (``results.json``) or anchor files."""
-    import json
+    from studies.json_file import read_json_object
 
     anchors: list[dict[str, object]] = []
     for path in paths:
         file = path / "manifest.json" if path.is_dir() else path
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise StudyError(f"{file}: anchor file not found") from None
-        except (OSError, ValueError) as exc:
-            raise StudyError(f"{file}: not an anchor (JSON expected: {exc})") from None
-        found = data.get("anchor", data) if isinstance(data, dict) else None
-        if isinstance(data, dict) and isinstance(data.get("study_record"), dict):
+        data = read_json_object(file, "an anchor", missing=f"{file}: anchor file not found")
+        found = data.get("anchor", data)
+        if isinstance(data.get("study_record"), dict):
             found = data["study_record"]
         if not isinstance(found, dict) or "seq" not in found or "hash" not in found:
             raise StudyError(f"{file}: holds no anchor (an object with 'seq' and 'hash')")

@@ -55,6 +55,7 @@ from studies.db.models import (
 )
 from studies.errors import StudyError
 from studies.events import append_event
+from studies.json_file import read_json_object
 from studies.merge_checks import check_package
 from studies.package_format import (
     MANIFEST,
@@ -397,13 +398,10 @@ def read_manifest(package_dir: Path) -> dict[str, Any]:
     path = package_dir / MANIFEST
     if not package_dir.is_dir():
         raise StudyError(f"{package_dir}: package folder not found")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StudyError(f"{package_dir}: not a reading package (no {MANIFEST})") from None
-    except (OSError, ValueError) as exc:
-        raise StudyError(f"{path}: cannot read the package manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != PACKAGE_FORMAT:
+    manifest = read_json_object(
+        path, "a package manifest", missing=f"{package_dir}: not a reading package (no {MANIFEST})"
+    )
+    if manifest.get("format") != PACKAGE_FORMAT:
         raise StudyError(f"{path}: format must be {PACKAGE_FORMAT!r}")
     for key in ("study_id", "protocol_sha256", "reader_id", "package_id"):
         if not isinstance(manifest.get(key), str):

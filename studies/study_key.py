@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from studies.errors import StudyError
+from studies.json_file import read_json_object
 
 KEY_FORMAT = "blindreader-study-key/1"
 KEY_BYTES = 32
@@ -139,13 +140,8 @@ def read_key_file(path: Path) -> tuple[StudyKey, dict[str, Any]]:
     StudyError
         Missing, unreadable or malformed (naming the file and the field).
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StudyError(f"{path}: study key file not found") from None
-    except (OSError, ValueError) as exc:
-        raise StudyError(f"{path}: not a study key file ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != KEY_FORMAT:
+    data = read_json_object(path, "a study key file", missing=f"{path}: study key file not found")
+    if data.get("format") != KEY_FORMAT:
         raise StudyError(f"{path}: not a study key file (format must be {KEY_FORMAT!r})")
     study_id, secret = data.get("study_id"), data.get("key")
     if not isinstance(study_id, str) or not study_id:
