@@ -45,17 +45,6 @@ STORE_EVENT_KINDS = (
     "record_sealed",
 )
 
-#: Coordinator actions: their events record the operating-system user (``os_user``).
-COORDINATOR_EVENT_KINDS = (
-    "study_created",
-    "leak_allowed",
-    "package_created",
-    "package_merged",
-    "export_written",
-    "passphrase_set",
-    "record_sealed",
-)
-
 
 def event_content(
     *,
