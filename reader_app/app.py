@@ -43,9 +43,11 @@ def run_workstation(db: Path, reader_id: str | None = None, *, clock: Clock = sy
     apply_theme(app)
     with Store.open(db, clock=clock) as store:
         controller = ReadingController(store)
-        if reader_id is not None:
+        if reader_id is not None and not controller.requires_passphrase(reader_id):
             controller.select_reader(reader_id)
         window = MainWindow(controller)
+        if reader_id is not None and controller.state.reader is None:
+            window.picker.preselect(reader_id)  # the passphrase is asked there
         window.show()
         code = int(app.exec())
         controller.shutdown()

@@ -108,6 +108,7 @@ class ReadingController(QObject):
         self._slots_sides = -1
         self._pending_images: str | None = None
         self._loading_images = False
+        self._signed_in: set[str] = set()  # readers who gave their passphrase this session
 
         self._idle_timer = QTimer(self)
         self._idle_timer.setSingleShot(True)
@@ -156,14 +157,42 @@ class ReadingController(QObject):
         if reader is None:
             known = ", ".join(r.reader_id for r in self.readers())
             raise ReaderAppError(f"--reader {reader_id!r} is not a reader of this study ({known})")
+        if reader_id not in self._signed_in and self.requires_passphrase(reader_id):
+            raise ReaderAppError(f"{reader.name} signs in with a passphrase")
         self.close_case()
         self.state.set_assignment(None)
         self.state.set_reader(reader)
         self.refresh_sessions()
         return reader
 
+    def requires_passphrase(self, reader_id: str) -> bool:
+        """Whether the reader signs in with a passphrase (False for an unknown reader)."""
+        if all(r.reader_id != reader_id for r in self.readers()):
+            return False
+        return self.store.requires_passphrase(reader_id)
+
+    def sign_in(self, reader_id: str, passphrase: str | None = None) -> ReaderInfo:
+        """Check the reader's passphrase (if they have one; the attempt is logged), then select
+        them.
+
+        Raises
+        ------
+        ReaderAppError
+            A wrong or missing passphrase, or an unknown reader.
+        """
+        try:
+            self.store.sign_in(reader_id, passphrase)
+        except StudyError as exc:
+            reader = next((r for r in self.readers() if r.reader_id == reader_id), None)
+            if reader is None or not passphrase:
+                raise ReaderAppError(str(exc)) from None
+            raise ReaderAppError(f"Wrong passphrase for {reader.name}: try again.") from None
+        self._signed_in.add(reader_id)
+        return self.select_reader(reader_id)
+
     def change_reader(self) -> None:
         """Leave the current reader (back to the reader picker)."""
+        self._signed_in.clear()
         self.close_case()
         self.state.set_assignment(None)
         self.state.set_reader(None)

@@ -90,6 +90,31 @@ class AssignmentView:
 
 
 @dataclass(frozen=True)
+class SignInPolicy:
+    """Which readers must sign in with a passphrase (``Store.sign_in_policy``)."""
+
+    with_passphrase: tuple[str, ...]  # reader ids
+    without_passphrase: tuple[str, ...]
+
+    @property
+    def all_protected(self) -> bool:
+        """Whether every reader has a passphrase."""
+        return not self.without_passphrase
+
+    def summary(self) -> str:
+        """One sentence for ``study status`` and the report."""
+        if not self.without_passphrase:
+            return "every reader signs in with a passphrase"
+        risk = (
+            "anyone at a workstation can pick them, and answers are attributed to whoever was "
+            "picked (set one with `blindreader study readers set-passphrase`)"
+        )
+        if not self.with_passphrase:
+            return f"no reader has a passphrase: {risk}"
+        return f"readers without a passphrase: {', '.join(self.without_passphrase)}: {risk}"
+
+
+@dataclass(frozen=True)
 class AnswerRecord:
     """What ``record_answer`` stored (the newest revision)."""
 
@@ -109,4 +134,5 @@ __all__ = [
     "SeriesImages",
     "SessionInfo",
     "Side",
+    "SignInPolicy",
 ]

@@ -60,6 +60,8 @@ from studies.leak_scan import (
 from studies.progress import ProgressCallback, no_progress
 from studies.protocol import Protocol, load_protocol
 from studies.randomisation import ALGORITHM_VERSION, generate_assignments
+from studies.record import KEY_INFO, head
+from studies.study_key import key_path, new_key, save_key
 
 #: How many leaks the error message lists (the rest are counted).
 LEAKS_SHOWN = 10
@@ -84,6 +86,7 @@ class StudySummary:
     algorithm_version: str
     n_burned_in_allowed: int = 0
     distinguishability: tuple[Distinguishability, ...] = field(default=())
+    key_path: Path | None = None  # the study key (studies.study_key): back it up
 
 
 def images_dir_for(db_path: Path) -> Path:
@@ -150,6 +153,7 @@ def create_study(
     workers: int | None = None,
     progress: ProgressCallback = no_progress,
     clock: Clock = system_clock,
+    key_dir: Path | None = None,
 ) -> StudySummary:
     """Create a blinded study: check, blind and scan the series, store the assignments.
 
@@ -174,6 +178,8 @@ def create_study(
         ``progress(done, total, message)``.
     clock
         The time the study records as its creation (see :mod:`studies.clock`).
+    key_dir
+        Where the new study key file goes (default :func:`studies.study_key.key_dir`).
 
     Returns
     -------
@@ -217,6 +223,7 @@ def create_study(
             workers=workers,
             progress=progress,
             clock=clock,
+            key_dir=key_dir,
         )
 
 
@@ -231,6 +238,7 @@ def _create(
     workers: int | None,
     progress: ProgressCallback,
     clock: Clock,
+    key_dir: Path | None,
 ) -> StudySummary:
     protocol = load_protocol(protocol_path)
     protocol_text = protocol_path.read_text(encoding="utf-8")
@@ -255,6 +263,8 @@ def _create(
     tmp_db = db_path.parent / f".{db_path.name}{_TMP}{token}"
     tmp_images = db_path.parent / f".{images.name}{_TMP}{token}"
     moved_images = False
+    key = new_key()
+    saved_key: Path | None = None
     try:
         jobs, subject_ids = _plan_jobs(cases_csv, rows, infos, tmp_images, protocol_terms(protocol))
         n_images = sum(len(job.files) for job in jobs)
@@ -304,6 +314,7 @@ def _create(
         try:
             upgrade(engine)
             with Session(engine) as s, s.begin():
+                s.info[KEY_INFO] = key
                 study = write_study(
                     s,
                     protocol=protocol,
@@ -318,8 +329,25 @@ def _create(
                     subject_opaque_ids=subject_ids,
                 )
                 study_id = study.id
+                created = head(s)
         finally:
             engine.dispose()
+        # The key file goes first: a study is never in place without its key.
+        created_at = utc_now(clock)
+        saved_key = key_path(study_id, key_dir)
+        save_key(
+            key,
+            study_id,
+            saved_key,
+            details={
+                "title": protocol.title,
+                "database": str(db_path.resolve()),
+                "created_at": created_at.isoformat(),
+                "anchor": None
+                if created is None
+                else {"seq": created.seq, "hash": created.hash, "at": created_at.isoformat()},
+            },
+        )
         # One self-contained file (no -wal beside it) to move into place; Store.open turns
         # WAL back on.
         con = sqlite3.connect(tmp_db, isolation_level=None)
@@ -345,6 +373,8 @@ def _create(
             _remove(path)
         if moved_images:
             _remove(images)
+        if saved_key is not None:
+            _remove(saved_key)
         raise
     progress(total, total, "done")
     return StudySummary(
@@ -363,6 +393,7 @@ def _create(
         algorithm_version=ALGORITHM_VERSION,
         n_burned_in_allowed=len(burned),
         distinguishability=report,
+        key_path=saved_key,
     )
 
 

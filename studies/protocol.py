@@ -10,6 +10,7 @@ into one :class:`~studies.errors.StudyError` that names the file, the line and t
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,13 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ID_RE = re.compile(ID_PATTERN)
 
 _SHOW_IF_TYPES = ("likert", "choice", "multi", "boolean", "preference")
+
+#: Bounds of the protocol's numbers (every number a protocol gives is bounded).
+MAX_SEED = 2**63 - 1  # a signed 64-bit integer: what SQLite and PostgreSQL store
+MAX_WASHOUT_DAYS = 365
+MAX_POINTS = 100
+MAX_TEXT_LENGTH = 100_000
+MAX_NUMBER_BOUND = 1e12
 
 
 class ProtocolRuleError(ValueError):
@@ -188,6 +196,10 @@ class Question(_Model):
                 raise ProtocolRuleError("points", "likert needs 'points' (the number of points)")
             if self.points < 2:
                 raise ProtocolRuleError("points", f"likert needs points >= 2 (got {self.points})")
+            if self.points > MAX_POINTS:
+                raise ProtocolRuleError(
+                    "points", f"likert needs points <= {MAX_POINTS} (got {self.points})"
+                )
             if len(self.labels) != self.points:
                 raise ProtocolRuleError(
                     "labels",
@@ -208,6 +220,16 @@ class Question(_Model):
         elif self.options:
             raise ProtocolRuleError("options", f"'options' applies only to choice/multi, not {t}")
         if t == "number":
+            for key in ("minimum", "maximum"):
+                bound = getattr(self, key)
+                if bound is not None and not (
+                    math.isfinite(bound) and abs(bound) <= MAX_NUMBER_BOUND
+                ):
+                    raise ProtocolRuleError(
+                        key,
+                        f"{key} must be a finite number within +-{MAX_NUMBER_BOUND:g} "
+                        f"(got {bound})",
+                    )
             if (
                 self.minimum is not None
                 and self.maximum is not None
@@ -223,9 +245,10 @@ class Question(_Model):
             if self.unit:
                 raise ProtocolRuleError("unit", f"'unit' applies only to number, not {t}")
         if t == "text":
-            if self.max_length is not None and self.max_length < 1:
+            if self.max_length is not None and not 1 <= self.max_length <= MAX_TEXT_LENGTH:
                 raise ProtocolRuleError(
-                    "max_length", f"max_length must be >= 1 (got {self.max_length})"
+                    "max_length",
+                    f"max_length must be within 1..{MAX_TEXT_LENGTH} (got {self.max_length})",
                 )
         elif self.max_length is not None:
             raise ProtocolRuleError("max_length", f"'max_length' applies only to text, not {t}")
@@ -280,7 +303,7 @@ class Interchangeability(_Model):
 
     @model_validator(mode="after")
     def _valid(self) -> Interchangeability:
-        if not 0 < self.margin < 1:
+        if not (math.isfinite(self.margin) and 0 < self.margin < 1):
             raise ProtocolRuleError("margin", f"margin must be between 0 and 1 (got {self.margin})")
         return self
 
@@ -302,11 +325,14 @@ class Protocol(_Model):
 
     @model_validator(mode="after")
     def _valid(self) -> Protocol:
-        if self.seed < 0:
-            raise ProtocolRuleError("seed", f"seed must be >= 0 (got {self.seed})")
-        if self.washout_days < 0:
+        if not 0 <= self.seed <= MAX_SEED:
             raise ProtocolRuleError(
-                "washout_days", f"washout_days must be >= 0 (got {self.washout_days})"
+                "seed", f"seed must be within 0..2**63-1 (a 64-bit integer; got {self.seed})"
+            )
+        if not 0 <= self.washout_days <= MAX_WASHOUT_DAYS:
+            raise ProtocolRuleError(
+                "washout_days",
+                f"washout_days must be within 0..{MAX_WASHOUT_DAYS} (got {self.washout_days})",
             )
         self._check_arms()
         if not self.readers:

@@ -27,6 +27,50 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every migration revision this release knows."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(r.revision for r in script.walk_revisions())
+
+
+def newer_schema_message(
+    source: str, revision: str, releases: dict[str, str], created_by: str | None
+) -> str:
+    """The error for a database whose schema revision this release does not know.
+
+    Parameters
+    ----------
+    source
+        The database (for the message).
+    revision
+        Its schema revision.
+    releases
+        ``schema_release`` rows (revision -> blindreader release that applied it).
+    created_by
+        The blindreader release that created the study, if known.
+    """
+    from importlib import metadata
+
+    try:
+        ours = metadata.version("blindreader")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        ours = "unknown"
+    if revision in releases:
+        writer = f"it was written by blindreader {releases[revision]}"
+    elif releases:
+        writer = "it was last upgraded by a blindreader newer than " + max(releases.values())
+    elif created_by:
+        writer = f"the study was created by blindreader {created_by}"
+    else:
+        writer = "the blindreader release that wrote it is not recorded"
+    return (
+        f"{source}: the study database has schema version {revision!r}, which this blindreader "
+        f"({ours}, schema up to {head_revision()!r}) does not know; {writer}. Open it with that "
+        "release or a newer one; nothing was changed"
+    )
+
+
 def current_revision(connection: Connection) -> str | None:
     """Return the revision the database is at (None for a database without Alembic's table)."""
     return MigrationContext.configure(connection).get_current_revision()

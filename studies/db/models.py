@@ -2,7 +2,8 @@
 
 Keys are UUID strings made in Python (so rows can move between databases: packages and merges);
 timestamps are UTC. Answers keep their current value in ``answer`` and every value they ever had in
-``answer_revision`` (append-only); ``event`` is an append-only, hash-chained log.
+``answer_revision`` (append-only); ``event`` is an append-only, hash-chained log. ``record`` is the
+study record: a keyed, chained image of every row that decides the verdict (``studies.record``).
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ class Subject(Base):
     study_id: Mapped[str] = mapped_column(ForeignKey("study.id"))
     subject_id: Mapped[str] = mapped_column(String(200))
     opaque_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The id of the blinded answers export: shared with no package, no DICOM header.
+    export_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
 
 class Case(Base):
@@ -122,6 +125,8 @@ class Case(Base):
     subject_pk: Mapped[str] = mapped_column(ForeignKey("subject.id"))
     sequence: Mapped[str] = mapped_column(String(200), default="")
     is_training: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The id of the blinded answers export: shared with no package, no DICOM header.
+    export_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
     subject: Mapped[Subject] = relationship()
 
@@ -192,6 +197,8 @@ class Reader(Base):
     reader_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(Text)
     position: Mapped[int] = mapped_column(Integer)
+    # Salted scrypt hash of the reader's passphrase (``studies.passphrase``); None: no sign-in.
+    passphrase: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class ReadingSession(Base):
@@ -301,3 +308,45 @@ class MergeLog(Base):
     n_conflicts: Mapped[int] = mapped_column(Integer)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column()
+
+
+class PackageLog(Base):
+    """One package written by ``study pack``: for whom, by whom, and how its rows were blinded.
+
+    ``mapping`` holds what the package itself must not: which neutral stand-in of the package
+    stands for which arm of which case, and the seed that ordered its rows. ``merge`` rebuilds
+    the package's expected rows from it and refuses a package whose rows differ.
+    """
+
+    __tablename__ = "package_log"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    package_id: Mapped[str] = mapped_column(String(64), unique=True)
+    reader_id: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(Text)
+    os_user: Mapped[str] = mapped_column(String(200))
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class RecordEntry(Base):
+    """One entry of the study record: the image of one row as written (``studies.record``)."""
+
+    __tablename__ = "record"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[str] = mapped_column(String(200))
+    image_json: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))  # HMAC with the study key, if held
+
+
+class SchemaRelease(Base):
+    """Which blindreader release applied each schema revision (named when a file is too new)."""
+
+    __tablename__ = "schema_release"
+
+    revision: Mapped[str] = mapped_column(String(32), primary_key=True)
+    release: Mapped[str] = mapped_column(String(64))

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from studies.actor import os_user
 from studies.cases import CaseRow
 from studies.db.models import (
     Arm,
@@ -29,6 +30,7 @@ from studies.db.models import (
 from studies.events import append_event
 from studies.protocol import Protocol, protocol_sha256
 from studies.randomisation import PlannedAssignment
+from studies.record import record_all
 
 #: Libraries whose versions are stored with a study (they shape what was generated).
 VERSIONED_LIBRARIES = ("blindreader", "numpy", "pydicom", "SQLAlchemy", "alembic", "pydantic")
@@ -104,6 +106,9 @@ def write_study(
         ``(kind, payload)`` logged after ``study_created`` (e.g. an allowed leak).
     subject_opaque_ids
         ``subject_id -> opaque id`` already written into the DICOM copies (fresh ones if None).
+
+    Every row written is recorded in the study record (:func:`studies.record.record_all`),
+    keyed with the study key when ``s.info`` carries one (``studies.record.KEY_INFO``).
     """
     study = Study(
         title=protocol.title,
@@ -162,6 +167,7 @@ def write_study(
                 study_id=study.id,
                 subject_id=row.subject_id,
                 opaque_id=given_subjects.get(row.subject_id) or opaque_id("p", taken),
+                export_id=opaque_id("e", taken),
             )
             s.add(subjects[row.subject_id])
     s.flush()
@@ -174,6 +180,7 @@ def write_study(
                 subject_pk=subjects[row.subject_id].id,
                 sequence=row.sequence,
                 is_training=row.case_id in training,
+                export_id=opaque_id("e", taken),
             )
             s.add(case_rows[row.case_id])
     s.flush()
@@ -220,6 +227,9 @@ def write_study(
         )
         n_assignments += 1
     s.flush()
+    # The study record starts with an image of every row (keyed when the caller's session
+    # carries the study key, see studies.record); the events below record themselves.
+    record_all(s)
     append_event(
         s,
         kind="study_created",
@@ -232,6 +242,7 @@ def write_study(
             "n_cases": len(case_rows),
             "n_series": len(series),
             "n_assignments": n_assignments,
+            "os_user": os_user(),
         },
     )
     for kind, payload in extra_events:
