@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from studies.api import DEFAULT_SERIES_LABEL
 from studies.cases import CaseRow, load_cases
 from studies.clock import Clock, system_clock, utc_now
 from studies.db.engine import check_local_filesystem, is_url, make_engine
@@ -82,17 +83,22 @@ def _check_target(db_path: Path, images: Path) -> None:
 
 def _read_all(
     cases_csv: Path, rows: list[CaseRow], progress: ProgressCallback, total: int
-) -> dict[tuple[str, str], SeriesInfo]:
-    infos: dict[tuple[str, str], SeriesInfo] = {}
+) -> dict[tuple[str, str, str], SeriesInfo]:
+    infos: dict[tuple[str, str, str], SeriesInfo] = {}
     for i, row in enumerate(rows):
-        progress(i, total, f"reading {row.case_id} / {row.arm}")
+        progress(i, total, f"reading {_unit(row)} / {row.arm}")
         try:
-            infos[(row.case_id, row.arm)] = read_series(row.series_dir)
+            infos[row.key] = read_series(row.series_dir)
         except StudyError as exc:
             raise StudyError(
-                f"{cases_csv}, line {row.line}, case {row.case_id}, arm {row.arm}: {exc}"
+                f"{cases_csv}, line {row.line}, case {_unit(row)}, arm {row.arm}: {exc}"
             ) from None
     return infos
+
+
+def _unit(row: CaseRow) -> str:
+    """A case's series as messages name it: ``C01`` (one series) or ``C01/cor_pd``."""
+    return row.case_id if row.series == DEFAULT_SERIES_LABEL else f"{row.case_id}/{row.series}"
 
 
 def leak_report(leaks: list[Leak]) -> str:
@@ -167,15 +173,15 @@ def create_study(
     try:
         taken: set[str] = set()
         subject_ids: dict[str, str] = {}
-        copies: dict[tuple[str, str], SeriesCopy] = {}
-        blinded: dict[tuple[str, str], SeriesInfo] = {}
+        copies: dict[tuple[str, str, str], SeriesCopy] = {}
+        blinded: dict[tuple[str, str, str], SeriesInfo] = {}
         uid_map: dict[str, str] = {}
         for i, row in enumerate(rows):
-            progress(len(rows) + i, total, f"blinding {row.case_id} / {row.arm}")
+            progress(len(rows) + i, total, f"blinding {_unit(row)} / {row.arm}")
             if row.subject_id not in subject_ids:
                 subject_ids[row.subject_id] = opaque_id("p", taken)
             sid = opaque_id("s", taken)
-            source = infos[(row.case_id, row.arm)]
+            source = infos[row.key]
             written = blind_series(
                 source,
                 tmp_images / sid,
@@ -184,12 +190,8 @@ def create_study(
                 uid_map=uid_map,
             )
             # Same geometry, new place: the leak scan reads the copies' headers itself.
-            blinded[(row.case_id, row.arm)] = replace(
-                source, folder=tmp_images / sid, files=tuple(written)
-            )
-            copies[(row.case_id, row.arm)] = SeriesCopy(
-                sid, sid, infos[(row.case_id, row.arm)].n_slices
-            )
+            blinded[row.key] = replace(source, folder=tmp_images / sid, files=tuple(written))
+            copies[row.key] = SeriesCopy(sid, sid, source.n_slices)
 
         progress(2 * len(rows), total, "scanning for arm leaks")
         leaks = _scan(rows, infos, blinded, protocol)
@@ -274,13 +276,17 @@ def create_study(
 
 def _scan(
     rows: list[CaseRow],
-    sources: Mapping[tuple[str, str], SeriesInfo],
-    blinded: Mapping[tuple[str, str], SeriesInfo],
+    sources: Mapping[tuple[str, str, str], SeriesInfo],
+    blinded: Mapping[tuple[str, str, str], SeriesInfo],
     protocol: Protocol,
 ) -> list[Leak]:
-    """Scan the blinded copies; report each leak at the source file it was copied from."""
-    case_ids = list(dict.fromkeys(r.case_id for r in rows))
-    series = {arm: [blinded[(c, arm)] for c in case_ids] for arm in protocol.arm_codes}
+    """Scan the blinded copies, each series of a case across its arms; report each leak at the
+    source file it was copied from."""
+    units = list(dict.fromkeys((r.case_id, r.series) for r in rows))
+    case_ids = [_unit(next(r for r in rows if (r.case_id, r.series) == u)) for u in units]
+    series = {
+        arm: [blinded[(case, arm, label)] for case, label in units] for arm in protocol.arm_codes
+    }
     origin: dict[str, str] = {}
     for key, copy in blinded.items():
         source = sources[key]

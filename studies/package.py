@@ -581,4 +581,5 @@ def _copy_revision(rev: AnswerRevision, answer_pk: str) -> AnswerRevision:
         value_json=rev.value_json,
         arm_value=rev.arm_value,
         recorded_at=rev.recorded_at,
+        reason=rev.reason,
     )
