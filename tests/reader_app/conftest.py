@@ -291,9 +291,17 @@ class Workstation:
 
     def wait_images(self) -> None:
         """Wait until the current case's images are painted."""
+        self.settle()
         self.qtbot.waitUntil(
-            lambda: all(p.has_image for p in self.reading.panes.panes), timeout=5000
+            lambda: (
+                self.state.images is not None and all(p.has_image for p in self.reading.panes.panes)
+            ),
+            timeout=5000,
         )
+
+    def settle(self) -> None:
+        """Wait until every write has committed (answers show as saved, the next case is open)."""
+        self.qtbot.waitUntil(lambda: self.controller.settled, timeout=10000)
 
     def close(self) -> None:
         if not self.closed:
@@ -323,6 +331,17 @@ def workstation(qtbot, clock: FakeClock) -> Iterator[Callable[..., Workstation]]
     yield open_
     for ws in opened:
         ws.close()
+
+
+@pytest.fixture(autouse=True)
+def _settings_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Remembered window sizes go to a folder of the test run, never to the user's settings."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path_factory.mktemp("qsettings")
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
+    yield
 
 
 def qtbot_app():
