@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -49,20 +50,52 @@ def probe_display(timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     return display_problem(done.stderr)
 
 
-def display_problem(stderr: str) -> str:
-    """One line from Qt's start-up complaints: what to do about a display that cannot open."""
+#: Libraries the xcb platform plugin loads (checked when it fails; Qt's own hint names only
+#: libxcb-cursor0, and prints it for any xcb failure).
+XCB_LIBRARIES = (
+    "libxcb-cursor.so.0",
+    "libxcb-icccm.so.4",
+    "libxcb-image.so.0",
+    "libxcb-keysyms.so.1",
+    "libxcb-randr.so.0",
+    "libxcb-render-util.so.0",
+    "libxcb-shape.so.0",
+    "libxcb-xkb.so.1",
+    "libxkbcommon-x11.so.0",
+)
+
+
+def missing_libraries(names: tuple[str, ...] = XCB_LIBRARIES) -> list[str]:
+    """The shared libraries of ``names`` that cannot be loaded."""
+    missing = []
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
+def display_problem(stderr: str, missing: list[str] | None = None) -> str:
+    """One line from Qt's start-up complaints: what to do about a display that cannot open.
+
+    ``missing`` are the xcb libraries that cannot be loaded (looked up when None).
+    """
     text = stderr.lower()
     display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY") or ""
-    if "xcb-cursor" in text or ("xcb" in text and "library" in text):
-        return (
-            "Qt's X11 (xcb) platform needs system libraries that are missing; install them "
-            f"with: sudo apt-get install -y {XCB_PACKAGES}"
-        )
     if "could not connect to display" in text or "cannot open display" in text:
         return (
             f"cannot open the display {display!r} (no X server there, or no permission: "
             "check DISPLAY and xauth)"
         )
+    if "xcb" in text:
+        missing = missing_libraries() if missing is None else missing
+        if missing or "xcb-cursor" in text:
+            which = ", ".join(missing) if missing else "libxcb-cursor0 and its siblings"
+            return (
+                f"Qt's X11 (xcb) platform cannot load {which}; install them with: "
+                f"sudo apt-get install -y {XCB_PACKAGES}"
+            )
     if "could not find the qt platform plugin" in text or "could not load the qt platform" in text:
         platform = os.environ.get("QT_QPA_PLATFORM", "xcb")
         return f"Qt's platform plugin {platform!r} cannot be loaded (check QT_QPA_PLATFORM)"

@@ -340,7 +340,7 @@ class ReadingController(QObject):
         puts the stored value back and says why.
         """
         view = self.state.assignment
-        if view is None or self._busy:
+        if view is None or self._busy or self._shut_down:
             return False
         if view.read_only:
             self.state.set_message("This session is finished: answers can no longer be changed.")
@@ -448,7 +448,7 @@ class ReadingController(QObject):
         before it; the next case opens when it has committed (:attr:`busy` meanwhile).
         """
         view = self.state.assignment
-        if view is None or self._busy:
+        if view is None or self._busy or self._shut_down:
             return False
         if self.feedback is not None:
             self.continue_after_feedback()

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 class FeedbackItem:
     """One compared answer."""
 
-    label: str  # the question, and the finding for per-finding questions
+    label: str  # the question, or the finding for per-finding questions
+    group: str  # the question of a per-finding item ("" for per-case questions)
     given: str  # the reader's answer as shown ("" when not answered)
     reference: str  # the reference answer as shown
     agrees: bool
@@ -100,17 +101,20 @@ def training_feedback(
         if given_ref is None:
             continue
         if isinstance(given_ref, dict):
+            group = question.text
             pairs = [
-                (f"{question.text}: {findings.get(fid, fid)}", AnswerKey(question.id, fid), value)
+                (findings.get(fid, fid), AnswerKey(question.id, fid), value)
                 for fid, value in given_ref.items()
             ]
         else:
+            group = ""
             pairs = [(question.text, AnswerKey(question.id), given_ref)]
         for label, key, value in pairs:
             given = answers.get(key)
             items.append(
                 FeedbackItem(
                     label=label,
+                    group=group,
                     given=_shown(question, given),
                     reference=_shown(question, value),
                     agrees=_agree(question, given, value),

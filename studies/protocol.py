@@ -44,8 +44,8 @@ LAYOUT_GRID: dict[str, tuple[int, int]] = {
     "1x3": (1, 3),
 }
 
-#: At most this many window presets (keys F1..F8).
-MAX_WINDOW_PRESETS = 8
+#: At most this many window presets (keys F1..F5; F6 moves between the views).
+MAX_WINDOW_PRESETS = 5
 
 
 class ProtocolRuleError(ValueError):

@@ -56,7 +56,16 @@ class FeedbackPanel(QScrollArea):
             head.setObjectName("legend")
             grid.addWidget(head, 0, column)
         self.item_labels = []
-        for i, item in enumerate(feedback.items, start=1):
+        row = 1
+        group = ""
+        for item in feedback.items:
+            if item.group and item.group != group:
+                group = item.group
+                head = QLabel(group, body)
+                head.setObjectName("feedbackGroup")
+                head.setWordWrap(True)
+                grid.addWidget(head, row, 0, 1, 4)
+                row += 1
             cells = (
                 QLabel(item.label, body),
                 QLabel(item.given or "\u2014", body),
@@ -64,10 +73,13 @@ class FeedbackPanel(QScrollArea):
                 QLabel("\u2713" if item.agrees else "\u2717", body),
             )
             cells[0].setWordWrap(True)
+            if item.group:
+                cells[0].setContentsMargins(10, 0, 0, 0)
             cells[3].setObjectName("agrees" if item.agrees else "differs")
             for column, cell in enumerate(cells):
-                grid.addWidget(cell, i, column, Qt.AlignmentFlag.AlignTop)
+                grid.addWidget(cell, row, column, Qt.AlignmentFlag.AlignTop)
             self.item_labels.append(cells)
+            row += 1
         grid.setColumnStretch(0, 1)
         layout.addLayout(grid)
         self.explanation = QLabel(body)

@@ -12,8 +12,8 @@ from reader_app.state import ViewState
 
 ZOOM_STEP = 1.15
 
-#: Window presets: F1..F8 in protocol order.
-PRESET_KEYS: dict[int, int] = {int(getattr(Qt.Key, f"Key_F{n}")): n for n in range(1, 9)}
+#: Window presets: F1..F5 in protocol order (F6 moves between the views).
+PRESET_KEYS: dict[int, int] = {int(getattr(Qt.Key, f"Key_F{n}")): n for n in range(1, 6)}
 
 #: (keys, what they do) per group, for the shortcut overlay.
 SHORTCUTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
@@ -27,7 +27,7 @@ SHORTCUTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("+ / \u2212", "zoom in / out"),
             ("drag", "pan"),
             ("right-drag", "window (left-right) and level (up-down)"),
-            ("F1 \u2026 F8", "named window presets"),
+            ("F1 \u2026 F5", "named window presets"),
             ("W", "show / hide the window and level readout"),
             ("Esc  or  double-click", "reset zoom, pan and window"),
         ),

@@ -51,6 +51,9 @@ class ReasonPrompt(QDialog):
         buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Keep it")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        line = self.choice.lineEdit()
+        if line is not None:  # an editable combo box keeps Enter to itself otherwise
+            line.returnPressed.connect(self.accept)
         layout = QVBoxLayout(self)
         layout.addWidget(text)
         layout.addWidget(self.choice)

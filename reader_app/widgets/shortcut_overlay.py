@@ -4,35 +4,40 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from reader_app.widgets.keys import SHORTCUTS
 
 
-def shortcut_table(parent: QWidget) -> QWidget:
-    """The shortcut groups as columns of (keys, what) rows."""
+def shortcut_table(parent: QWidget, columns: int = 4) -> QWidget:
+    """The shortcut groups, ``columns`` groups side by side, each a list of (keys, what)."""
     table = QWidget(parent)
-    row = QHBoxLayout(table)
-    row.setContentsMargins(0, 0, 0, 0)
-    row.setSpacing(28)
-    for title, entries in SHORTCUTS:
-        column = QWidget(table)
-        grid = QGridLayout(column)
+    outer = QGridLayout(table)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.setHorizontalSpacing(28)
+    outer.setVerticalSpacing(14)
+    for index, (title, entries) in enumerate(SHORTCUTS):
+        group = QWidget(table)
+        grid = QGridLayout(group)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(14)
         grid.setVerticalSpacing(5)
-        head = QLabel(title, column)
+        head = QLabel(title, group)
         head.setObjectName("groupHeader")
         grid.addWidget(head, 0, 0, 1, 2)
         for i, (keys, what) in enumerate(entries, start=1):
-            key_label = QLabel(keys, column)
+            key_label = QLabel(keys, group)
             key_label.setObjectName("shortcutKeys")
             grid.addWidget(key_label, i, 0, Qt.AlignmentFlag.AlignTop)
-            text = QLabel(what, column)
+            text = QLabel(what, group)
             text.setWordWrap(True)
+            text.setMinimumWidth(150)
             grid.addWidget(text, i, 1, Qt.AlignmentFlag.AlignTop)
+        grid.setColumnStretch(1, 1)
         grid.setRowStretch(len(entries) + 1, 1)
-        row.addWidget(column, 1, Qt.AlignmentFlag.AlignTop)
+        outer.addWidget(group, index // columns, index % columns, Qt.AlignmentFlag.AlignTop)
+    for column in range(columns):
+        outer.setColumnStretch(column, 1)
     return table
 
 

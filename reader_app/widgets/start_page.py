@@ -70,7 +70,7 @@ class StartPage(QWidget):
         body_layout.addWidget(training)
         body_layout.addSpacing(8)
         body_layout.addWidget(keys_title)
-        body_layout.addWidget(shortcut_table(body))
+        body_layout.addWidget(shortcut_table(body, columns=2))
         body_layout.addStretch(1)
         scroll = QScrollArea(self)
         scroll.setWidget(body)

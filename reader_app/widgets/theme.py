@@ -30,6 +30,7 @@ QLabel#legendBar {{ color: {TEXT}; font-size: 9.5pt; background: #333a40;
     border-top: 1px solid {RAISED}; }}
 QLabel#finishedDetail, QLabel#instructions {{ font-size: 12pt; }}
 QLabel#shortcutKeys {{ color: {TEXT}; font-weight: bold; }}
+QLabel#feedbackGroup {{ color: {MUTED}; padding-top: 4px; }}
 QLabel#agrees {{ color: {CALM}; font-weight: bold; }}
 QLabel#differs {{ color: {WARNING}; font-weight: bold; }}
 QLabel#cellCaption {{ color: {MUTED}; font-size: 9pt; padding: 1px; }}

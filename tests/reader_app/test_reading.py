@@ -20,11 +20,14 @@ ARTIFACT_KIND = AnswerKey("artifact_kind")
 
 
 def press(ws, *keys) -> None:
-    """Type keys into whatever has the keyboard focus, as a reader would."""
+    """Type keys into whatever has the keyboard focus, as a reader would (a key, text, or a
+    ``(key, modifiers)`` pair)."""
     for key in keys:
         target = QApplication.focusWidget() or ws.window
         if isinstance(key, str):
             ws.qtbot.keyClicks(target, key)
+        elif isinstance(key, tuple):
+            ws.qtbot.keyClick(target, *key)
         else:
             ws.qtbot.keyClick(target, key)
 
@@ -34,6 +37,8 @@ def start_session(ws, index: int = 1) -> None:
     ws.window.picker.choose()
     assert ws.window.worklist.open_session(index)
     ws.wait_images()
+    # keys typed by the test go to this window (not to one an earlier test closed)
+    ws.qtbot.waitUntil(lambda: ws.window.isAncestorOf(QApplication.focusWidget()))
 
 
 def answer_required(ws) -> None:
