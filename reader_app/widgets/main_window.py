@@ -21,10 +21,12 @@ from reader_app.widgets.start_page import StartPage
 from reader_app.widgets.worklist import Worklist
 from studies.api import AssignmentView
 
-#: The window's share of the screen's free area when no size is remembered.
+#: The window's share of a large screen's free area when no size is remembered.
 DEFAULT_SHARE = 0.92
 #: Larger than this is no help for reading (a 4K screen gets a comfortable window).
 DEFAULT_MAX = QSize(1800, 1100)
+#: On a screen smaller than this the window takes the whole free area.
+SMALL_SCREEN = QSize(1600, 900)
 
 
 def fitted_size(wanted: QSize, available: QRect) -> QSize:
@@ -79,6 +81,7 @@ class MainWindow(QMainWindow):
             signal.connect(lambda *_: self._update_page())
         self._update_page()
         self._closed = False
+        self._normal_geometry: QRect | None = None
 
     # -- size -----------------------------------------------------------------------------------
     def fit_to_screen(self, screen: QScreen | None = None) -> None:
@@ -88,9 +91,13 @@ class MainWindow(QMainWindow):
         if screen is None:
             return
         available = screen.availableGeometry()
+        small = (
+            available.width() < SMALL_SCREEN.width() or available.height() < SMALL_SCREEN.height()
+        )
+        share = 1.0 if small else DEFAULT_SHARE  # a laptop gives the images all it has
         wanted = QSize(
-            min(int(available.width() * DEFAULT_SHARE), DEFAULT_MAX.width()),
-            min(int(available.height() * DEFAULT_SHARE), DEFAULT_MAX.height()),
+            min(int(available.width() * share), DEFAULT_MAX.width()),
+            min(int(available.height() * share), DEFAULT_MAX.height()),
         )
         if self.settings is not None:
             saved = self.settings.value("window/size")
@@ -103,11 +110,21 @@ class MainWindow(QMainWindow):
         self.move(max(frame.left(), available.left()), max(frame.top(), available.top()))
 
     def toggle_full_screen(self) -> None:
-        """F11: full screen, and back."""
+        """F11: full screen, and back.
+
+        The window covers its screen itself too: without a window manager (a bare X server, a
+        kiosk) nothing else would resize it.
+        """
         if self.isFullScreen():
             self.showNormal()
-        else:
-            self.showFullScreen()
+            if self._normal_geometry is not None:
+                self.setGeometry(self._normal_geometry)
+            return
+        self._normal_geometry = self.geometry()
+        screen = self.screen()
+        if screen is not None:
+            self.setGeometry(screen.geometry())
+        self.showFullScreen()
 
     def _remember_size(self) -> None:
         if self.settings is not None and not (self.isFullScreen() or self.isMaximized()):

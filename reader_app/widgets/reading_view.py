@@ -123,6 +123,9 @@ class ReadingView(QWidget):
         self.message.setProperty("kind", "info")
         self.save_status = QLabel("", self)
         self.save_status.setObjectName("saveStatus")
+        metrics = self.save_status.fontMetrics()
+        self.save_status.setMinimumWidth(metrics.horizontalAdvance("Saving 99 answers\u2026 ") + 8)
+        self.save_status.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.remaining = QLabel("", self)
         self.remaining.setObjectName("remaining")
         self.remaining.setWordWrap(True)
@@ -269,10 +272,15 @@ class ReadingView(QWidget):
             self.legend.setText(where + likert_legend(question))
         elif question.type == "preference":
             self.legend.setText("1 Left  \u00b7  2 Equal  \u00b7  3 Right")
+        elif question.type == "number":
+            unit = f" in {question.unit}" if question.unit else ""
+            self.legend.setText(f"Type a number{unit}; Tab or Enter saves it")
+        elif question.type == "text":
+            self.legend.setText("Type your text; Tab saves it, Esc undoes the typing")
         elif question.scope == "side" and row.key.side is not None:
             self.legend.setText(SIDE_LABELS[row.key.side])
         else:
-            self.legend.setText("")
+            self.legend.setText("1\u20139 choose \u00b7 Tab next question")
 
     def _feedback_changed(self, feedback: TrainingFeedback | None) -> None:
         if feedback is None:
@@ -338,6 +346,10 @@ class ReadingView(QWidget):
             self.panel.step_row(-1 if key == Qt.Key.Key_Backtab or shift else 1)
             return True
         view = self.state.view
+        asks_keys = key == Qt.Key.Key_Question or (key == Qt.Key.Key_Slash and shift)
+        if typing is not None and asks_keys and typing.question.type == "number":
+            self.overlay.toggle()  # no number has a "?" in it
+            return True
         if typing is not None:
             if key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
                 return image_key(view, key, mods)
@@ -345,7 +357,7 @@ class ReadingView(QWidget):
                 typing.revert_text()
                 return True
             return False  # the box types it
-        if key == Qt.Key.Key_Question or (key == Qt.Key.Key_Slash and shift):
+        if asks_keys:
             self.overlay.toggle()
             return True
         if image_key(view, key, mods):
