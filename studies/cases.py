@@ -179,7 +179,7 @@ def _parse_row(
             f"{where}, column series: {series!r} names the arm {arm_word!r} (readers see the "
             "series names; use neutral names such as cor_pd)"
         )
-    if protocol.hanging.series and series not in protocol.hanging.series:
+    if "series" in columns and protocol.hanging.series and series not in protocol.hanging.series:
         raise StudyError(
             f"{where}, column series: {series!r} is not in the protocol's hanging order "
             f"(hanging.series: {', '.join(protocol.hanging.series)})"

@@ -127,6 +127,9 @@ def test_old_cases_files_without_a_series_column_still_work(tmp_path):
     loaded = load_cases(write_cases_csv(tmp_path / "CASES.csv", rows), protocol)
     assert [r.series for r in loaded] == [DEFAULT_SERIES_LABEL] * 2
     assert loaded[0].key == ("T1", "conv", DEFAULT_SERIES_LABEL)
+    # a protocol's hanging order is for exams: a file of single series still loads under it
+    hanging = parse_protocol(protocol_text())
+    assert [r.series for r in load_cases(tmp_path / "CASES.csv", hanging)] == ["series"] * 2
 
 
 @pytest.mark.parametrize(
