@@ -128,7 +128,7 @@ class ReadingState(QObject):
     reader_changed = Signal(object)  # ReaderInfo | None
     sessions_changed = Signal(object)  # list[SessionInfo]
     assignment_changed = Signal(object)  # AssignmentView | None
-    images_changed = Signal(object)  # CaseImages | None (None: the black frame)
+    images_changed = Signal(object)  # CaseImages | None (None: the black frame); hanging reset
     hanging_changed = Signal()  # which series hangs in which cell, or the active cell
     window_changed = Signal(object)  # WindowLevel of any series' view (the window readout)
     answer_changed = Signal(object, object)  # AnswerKey, AnswerValue
@@ -163,7 +163,7 @@ class ReadingState(QObject):
     def view(self) -> ViewState:
         """The view state of the series in the active cell (a blank one without images)."""
         if self.hung and 0 <= self.active_cell < len(self.hung):
-            return self.views.get(self.hung[self.active_cell], self._blank)
+            return self.view_of(self.hung[self.active_cell])
         return self._blank
 
     @property
@@ -173,6 +173,8 @@ class ReadingState(QObject):
 
     def view_of(self, label: str) -> ViewState:
         """The view state of a series of the current case (a blank one if there is none)."""
+        if self.images is None or label not in self.images.labels:
+            return self._blank
         return self.views.get(label, self._blank)
 
     def set_n_cells(self, n_cells: int) -> None:
@@ -184,7 +186,7 @@ class ReadingState(QObject):
 
         A series already hanging elsewhere swaps places with the one it replaces.
         """
-        if self.images is None or label not in self.views:
+        if self.images is None or label not in self.images.labels:
             return
         cell = self.active_cell if cell is None else cell
         if not 0 <= cell < len(self.hung):
@@ -267,23 +269,25 @@ class ReadingState(QObject):
         first series of the hanging order fill the cells."""
         self.images = images
         if images is None:
-            if self.hung:
-                self.hung = []
-                emit(self.hanging_changed)
+            self.hung = []
         else:
-            for old in self.views.values():
-                old.window_changed.disconnect(self._forward_window)
-                old.deleteLater()
-            self.views = {}
+            # A label keeps its view state object from case to case (exams share their series
+            # names): panes showing it stay connected, only the values are reloaded, quietly
+            # (the panes render once, when they get the new volumes).
             for series in images.series:
-                view = ViewState(self, series.label)
-                view.load(series.n_slices, series.window, series.presets)
-                view.window_changed.connect(self._forward_window)
-                self.views[series.label] = view
+                view = self.views.get(series.label)
+                if view is None:
+                    view = ViewState(self, series.label)
+                    view.window_changed.connect(self._forward_window)
+                    self.views[series.label] = view
+                view.blockSignals(True)
+                try:
+                    view.load(series.n_slices, series.window, series.presets)
+                finally:
+                    view.blockSignals(False)
             self.hung = list(images.labels[: self.n_cells])
             self.active_cell = 0
-            emit(self.hanging_changed)
-        emit(self.images_changed, images)
+        emit(self.images_changed, images)  # also says the hanging starts afresh
 
     def _forward_window(self, window: WindowLevel) -> None:
         emit(self.window_changed, window)

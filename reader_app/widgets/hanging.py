@@ -47,7 +47,14 @@ class ThumbnailStrip(QWidget):
         self._layout.addStretch(1)
 
     def show_case(self, images: CaseImages | None) -> None:
-        """One button per series of ``images`` (none without images)."""
+        """One button per series of ``images`` (none without images); the buttons of the last
+        case are kept when its series had the same names (only their thumbnails change)."""
+        labels = images.labels if images is not None else ()
+        if images is not None and tuple(self.buttons) == labels:
+            for series in images.series:
+                self.buttons[series.label].setIcon(QIcon(_pixmap(series.thumbnail)))
+            self.sync()
+            return
         for button in self.buttons.values():
             self._layout.removeWidget(button)
             button.deleteLater()
@@ -128,7 +135,10 @@ class HangingArea(QWidget):
         return [pane for cell in self.cells if not cell.isHidden() for pane in cell.panes]
 
     def _images_changed(self, images: CaseImages | None) -> None:
-        several = images is not None and len(images.series) > 1
+        if images is None:  # the black frame: the strip keeps its buttons for the next exam
+            self._hanging_changed()
+            return
+        several = len(images.series) > 1
         self.strip.show_case(images if several else None)
         self.strip.setVisible(several)
         self._hanging_changed()
