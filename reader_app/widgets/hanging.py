@@ -149,7 +149,7 @@ class HangingArea(QWidget):
         several = images is not None and len(images.series) > 1
         for index, cell in enumerate(self.cells):
             if images is None:
-                cell.show_series(None, state.view_of(""))
+                cell.show_series(None)
                 cell.setVisible(True)
                 cell.set_active(False)
                 continue
@@ -158,7 +158,7 @@ class HangingArea(QWidget):
                 cell.show_series(images.get(label), state.view_of(label), caption=several)
                 cell.setVisible(True)
             else:  # a case with fewer series than cells
-                cell.show_series(None, state.view_of(""))
+                cell.show_series(None)
                 cell.setVisible(False)
             cell.set_active(several and index == state.active_cell)
         self.strip.sync()

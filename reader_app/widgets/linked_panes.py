@@ -62,15 +62,25 @@ class LinkedPanes(QFrame):
             )
 
     def show_series(
-        self, series: SeriesVolumes | None, view: ViewState, *, caption: bool = False
+        self,
+        series: SeriesVolumes | None,
+        view: ViewState | None = None,
+        *,
+        caption: bool = False,
     ) -> None:
-        """Show ``series`` (every side) through ``view``; ``None``: every pane black."""
-        self.view = view
+        """Show ``series`` (every side) through ``view``; ``None``: every pane black.
+
+        Without ``view`` the panes keep the one they follow (the black frame does not rebind
+        them: each Qt connection made and undone costs time and a little memory for good).
+        """
+        if view is not None:
+            self.view = view
         self.label = series.label if series is not None else ""
         self.caption.setText(self.label)
         self.caption.setVisible(caption and series is not None)
         for index, pane in enumerate(self.panes):
-            pane.set_view(view)
+            if view is not None:
+                pane.set_view(view)
             if series is not None and index < len(series.volumes):
                 pane.set_volume(series.volumes[index], series.geometries[index])
             else:
