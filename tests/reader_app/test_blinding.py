@@ -126,6 +126,7 @@ def test_paired_study_shows_nothing_unblinding(make_study, workstation, artifact
     assert not ws.panel.rows[AnswerKey("reason")].isHidden()
     check_page(ws, terms, "Right image")
     ws.window.grab().save(str(artifacts_dir / "reading-paired.png"))
+    ws.settle()
     # the stored preference is the reader's side; the panel shows the side, not the arm
     assert (
         ws.store.assignment(ws.state.assignment.assignment_id).answers[AnswerKey("preference")]
