@@ -40,11 +40,17 @@ class BlindingJob:
 
     case_id: str
     arm: str
+    series: str  # the series label (``CaseRow.series``)
     where: str  # "CASES.csv, line N, case C, arm A" for messages
     files: tuple[Path, ...]
     out_dir: Path
     identity: BlindedIdentity
     terms: tuple[Term, ...]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """``(case_id, arm, series)``, as ``CaseRow.key``."""
+        return (self.case_id, self.arm, self.series)
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,17 @@ class BlindedResult:
 
     case_id: str
     arm: str
+    series: str
     files: tuple[Path, ...]
     headers: tuple[Dataset, ...]
     source_hits: tuple[Hit, ...]
     grey_levels: int
     features: dict[str, float]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """``(case_id, arm, series)``, as ``CaseRow.key``."""
+        return (self.case_id, self.arm, self.series)
 
 
 def blind_job(job: BlindingJob) -> BlindedResult:
@@ -79,6 +91,7 @@ def blind_job(job: BlindingJob) -> BlindedResult:
     return BlindedResult(
         case_id=job.case_id,
         arm=job.arm,
+        series=job.series,
         files=written.files,
         headers=written.headers,
         source_hits=tuple(hits),

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from studies.api import DEFAULT_SERIES_LABEL
 from studies.blinded_dicom import BlindedIdentity, new_uid
 from studies.blinding_job import BlindedResult, BlindingJob, run_blinding, worker_count
 from studies.cases import CaseRow, load_cases
@@ -116,17 +117,22 @@ def _check_target(db_path: Path, images: Path) -> None:
 
 def _read_all(
     cases_csv: Path, rows: list[CaseRow], progress: ProgressCallback, total: int
-) -> dict[tuple[str, str], SeriesInfo]:
-    infos: dict[tuple[str, str], SeriesInfo] = {}
+) -> dict[tuple[str, str, str], SeriesInfo]:
+    infos: dict[tuple[str, str, str], SeriesInfo] = {}
     for i, row in enumerate(rows):
-        progress(i, total, f"reading {row.case_id} / {row.arm}")
+        progress(i, total, f"reading {_unit(row)} / {row.arm}")
         try:
-            infos[(row.case_id, row.arm)] = read_series(row.series_dir)
+            infos[row.key] = read_series(row.series_dir)
         except StudyError as exc:
             raise StudyError(
-                f"{cases_csv}, line {row.line}, case {row.case_id}, arm {row.arm}: {exc}"
+                f"{cases_csv}, line {row.line}, case {_unit(row)}, arm {row.arm}: {exc}"
             ) from None
     return infos
+
+
+def _unit(row: CaseRow) -> str:
+    """A case's series as messages name it: ``C01`` (one series) or ``C01/cor_pd``."""
+    return row.case_id if row.series == DEFAULT_SERIES_LABEL else f"{row.case_id}/{row.series}"
 
 
 def leak_report(leaks: list[Leak]) -> str:
@@ -248,9 +254,9 @@ def _create(
     total = 2 * len(rows) + 3
     infos = _read_all(cases_csv, rows, progress, total)
     burned = [
-        f"{cases_csv}, line {row.line}, case {row.case_id}, arm {row.arm}: {info.burned_in}"
+        f"{cases_csv}, line {row.line}, case {_unit(row)}, arm {row.arm}: {info.burned_in}"
         for row in rows
-        if (info := infos[(row.case_id, row.arm)]).burned_in
+        if (info := infos[row.key]).burned_in
     ]
     if burned and allow_burned_in is None:
         raise StudyError(
@@ -271,8 +277,8 @@ def _create(
         results = run_blinding(
             jobs, worker_count(workers, len(jobs), n_images), progress, len(rows), total
         )
-        by_key = {(r.case_id, r.arm): r for r in results}
-        job_of = {(j.case_id, j.arm): j for j in jobs}
+        by_key = {r.key: r for r in results}
+        job_of = {j.key: j for j in jobs}
         copies = {
             key: SeriesCopy(job.identity.series_id, job.identity.series_id, len(job.files))
             for key, job in job_of.items()
@@ -288,7 +294,10 @@ def _create(
             )
 
         progress(2 * len(rows) + 1, total, "can image statistics tell the arms apart?")
-        statistics = [SeriesStatistics(r.case_id, r.arm, r.features) for r in results]
+        # One comparison unit per series of a case (a knee exam's sequences differ in look):
+        # arms are compared, and cross-validated, series by series.
+        units = {r.key: _unit(r) for r in rows}
+        statistics = [SeriesStatistics(units[r.key], r.arm, r.features) for r in results]
         report = tuple(assess_study(statistics, protocol))
 
         extra: list[tuple[str, dict[str, object]]] = []
@@ -405,7 +414,7 @@ def protocol_terms(protocol: Protocol) -> tuple[Term, ...]:
 def _plan_jobs(
     cases_csv: Path,
     rows: Sequence[CaseRow],
-    infos: Mapping[tuple[str, str], SeriesInfo],
+    infos: Mapping[tuple[str, str, str], SeriesInfo],
     tmp_images: Path,
     terms: tuple[Term, ...],
 ) -> tuple[list[BlindingJob], dict[str, str]]:
@@ -431,8 +440,9 @@ def _plan_jobs(
             BlindingJob(
                 case_id=row.case_id,
                 arm=row.arm,
-                where=f"{cases_csv}, line {row.line}, case {row.case_id}, arm {row.arm}",
-                files=infos[key].files,
+                series=row.series,
+                where=f"{cases_csv}, line {row.line}, case {_unit(row)}, arm {row.arm}",
+                files=infos[row.key].files,
                 out_dir=tmp_images / sid,
                 identity=BlindedIdentity(patient_id, study_uid, sid, salt),
                 terms=terms,
@@ -445,26 +455,27 @@ def _plan_jobs(
 
 def _scan(
     rows: Sequence[CaseRow],
-    sources: Mapping[tuple[str, str], SeriesInfo],
-    results: Mapping[tuple[str, str], BlindedResult],
-    jobs: Mapping[tuple[str, str], BlindingJob],
+    sources: Mapping[tuple[str, str, str], SeriesInfo],
+    results: Mapping[tuple[str, str, str], BlindedResult],
+    jobs: Mapping[tuple[str, str, str], BlindingJob],
     arm_codes: Sequence[str],
 ) -> list[Leak]:
-    """Every leak, case by case; blinded files are reported at the source file they came from."""
+    """Every leak, each series of a case across its arms; blinded files are reported at the
+    source file they came from."""
     origin: dict[str, str] = {}
     for key, job in jobs.items():
         origin[str(job.out_dir)] = str(sources[key].folder)
         origin.update(zip(map(str, results[key].files), map(str, job.files), strict=True))
     leaks: list[Leak] = []
-    for case in dict.fromkeys(r.case_id for r in rows):
-        arms = [a for a in arm_codes if (case, a) in results]
-        leaks += source_text_leaks(case, {a: results[(case, a)].source_hits for a in arms})
-        headers = {a: [list(results[(case, a)].headers)] for a in arms}
-        found = scan_for_leaks(headers, case_ids=[case])
+    units = {(r.case_id, r.series): _unit(r) for r in rows}
+    for (case, series), unit in units.items():
+        arms = [a for a in arm_codes if (case, a, series) in results]
+        of = {a: results[(case, a, series)] for a in arms}
+        leaks += source_text_leaks(unit, {a: of[a].source_hits for a in arms})
+        found = scan_for_leaks({a: [list(of[a].headers)] for a in arms}, case_ids=[unit])
         leaks += [replace(x, file=origin.get(x.file, x.file)) for x in found]
-        levels = {a: results[(case, a)].grey_levels for a in arms}
-        label = str(sources[(case, arms[-1])].folder) if arms else ""
-        leaks += compare_grey_levels(case, levels, label)
+        label = str(sources[(case, arms[-1], series)].folder) if arms else ""
+        leaks += compare_grey_levels(unit, {a: of[a].grey_levels for a in arms}, label)
     return leaks
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from studies.errors import StudyError
 
 Design = Literal["sequential", "paired"]
+Layout = Literal["1x1", "1x2", "2x2", "1x3"]
 QuestionType = Literal["likert", "choice", "multi", "boolean", "number", "text", "preference"]
 Scope = Literal["case", "side", "finding"]
 #: When a reader may open a finished session again (read-only): ``never``, or once every one
@@ -45,6 +46,16 @@ MAX_WASHOUT_DAYS = 365
 MAX_POINTS = 100
 MAX_TEXT_LENGTH = 100_000
 MAX_NUMBER_BOUND = 1e12
+#: (rows, columns) of each hanging layout.
+LAYOUT_GRID: dict[str, tuple[int, int]] = {
+    "1x1": (1, 1),
+    "1x2": (1, 2),
+    "2x2": (2, 2),
+    "1x3": (1, 3),
+}
+
+#: At most this many window presets (keys F1..F5; F6 moves between the views).
+MAX_WINDOW_PRESETS = 5
 
 
 class ProtocolRuleError(ValueError):
@@ -166,6 +177,45 @@ def _same_value(a: object, b: object) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     return a == b
+
+
+def names_arm(text: str, arms: Sequence[Arm]) -> str | None:
+    """The first arm code or description that ``text`` contains as a whole word (ignoring
+    case; ``_`` and ``-`` separate words), or None."""
+    for arm in arms:
+        for term in (arm.code, arm.description):
+            term = term.strip()
+            if term and re.search(
+                r"(?<![A-Za-z0-9])" + re.escape(term) + r"(?![A-Za-z0-9])", text, re.IGNORECASE
+            ):
+                return term
+    return None
+
+
+def _check_reference_value(question: Question, value: object, path: str) -> None:
+    """A reference answer must be an answer the question accepts."""
+    allowed = question.allowed_values()
+    if question.type == "multi":
+        if not isinstance(value, list) or not all(
+            any(_same_value(v, a) for a in allowed or []) for v in value
+        ):
+            raise ProtocolRuleError(
+                path, f"expected a list of options from {allowed!r} (got {value!r})"
+            )
+        return
+    if allowed is not None:
+        if not any(_same_value(value, a) for a in allowed):
+            raise ProtocolRuleError(path, f"expected one of {allowed!r} (got {value!r})")
+        return
+    if question.type == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProtocolRuleError(path, f"expected a number (got {value!r})")
+        lo, hi = question.minimum, question.maximum
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ProtocolRuleError(path, f"expected a number in {lo}..{hi} (got {value!r})")
+        return
+    if not isinstance(value, str):
+        raise ProtocolRuleError(path, f"expected text (got {value!r})")
 
 
 class Question(_Model):
@@ -308,6 +358,87 @@ class Interchangeability(_Model):
         return self
 
 
+class Hanging(_Model):
+    """How a case's series are hung: the layout and which series hangs where first.
+
+    ``series`` lists CASES.csv's series labels in hanging order: the first ones fill the layout's
+    cells (left to right, then top to bottom), the rest wait in the thumbnail strip in this order.
+    Empty: alphabetical order. In the paired design each cell shows the same series of both arms
+    side by side.
+    """
+
+    layout: Layout = "1x1"
+    series: list[str] = []
+
+    @model_validator(mode="after")
+    def _valid(self) -> Hanging:
+        for i, label in enumerate(self.series):
+            _check_id(label, f"series[{i}]")
+        _check_unique(self.series, "series[{i}]", "series")
+        return self
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the layout."""
+        return LAYOUT_GRID[self.layout]
+
+    @property
+    def n_cells(self) -> int:
+        """How many series are hung at once."""
+        rows, columns = self.grid
+        return rows * columns
+
+    def order(self, labels: Iterable[str]) -> list[str]:
+        """``labels`` in hanging order: those the protocol lists in its order, then the others
+        alphabetically."""
+        rank = {label: i for i, label in enumerate(self.series)}
+        return sorted(set(labels), key=lambda label: (rank.get(label, len(rank)), label))
+
+
+class WindowPreset(_Model):
+    """A named display window: the ``low``..``high`` percentiles of the series' pixel values
+    (of both arms together in the paired design). Keys F1, F2, ... in protocol order."""
+
+    name: str
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _valid(self) -> WindowPreset:
+        if not self.name.strip() or len(self.name) > 24:
+            raise ProtocolRuleError("name", "needs a name of 1 to 24 characters")
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ProtocolRuleError("low", "percentiles must be finite numbers")
+        if not 0 <= self.low < self.high <= 100:
+            raise ProtocolRuleError(
+                "high", f"needs 0 <= low < high <= 100 (got low {self.low}, high {self.high})"
+            )
+        return self
+
+
+#: The presets of a protocol that names none.
+DEFAULT_WINDOW_PRESETS = (
+    WindowPreset(name="Auto", low=1.0, high=99.0),
+    WindowPreset(name="Contrast", low=5.0, high=95.0),
+    WindowPreset(name="Wide", low=0.1, high=99.9),
+)
+
+ReferenceValue = bool | int | float | str | list[str]
+
+
+class TrainingReference(_Model):
+    """The reference answers of one training case, shown to the reader after answering it.
+
+    ``answers`` maps a question id to its value (per-case questions) or to a table of values by
+    finding id (per-finding questions). Per-side and preference questions have no reference
+    answer: the sides are randomised per reader. ``explanation`` (markdown) is shown with them.
+    """
+
+    case: str
+    answers: dict[str, ReferenceValue | dict[str, ReferenceValue]] = {}
+    explanation: str = ""
+
+
 class Protocol(_Model):
     """A validated study protocol (see ``studies/protocols/*.toml`` for examples)."""
 
@@ -322,6 +453,10 @@ class Protocol(_Model):
     questions: list[Question]
     training_cases: list[str] = []
     interchangeability: Interchangeability | None = None
+    instructions: str = ""  # markdown, shown on the reader's start screen
+    hanging: Hanging = Hanging()
+    window_presets: list[WindowPreset] = list(DEFAULT_WINDOW_PRESETS)
+    training_reference: list[TrainingReference] = []
 
     @model_validator(mode="after")
     def _valid(self) -> Protocol:
@@ -350,7 +485,73 @@ class Protocol(_Model):
                 raise ProtocolRuleError(f"training_cases[{i}]", "empty case id")
         if self.interchangeability is not None:
             self._check_interchangeability(self.interchangeability)
+        self._check_reader_texts()
+        self._check_training_reference()
         return self
+
+    def _check_reader_texts(self) -> None:
+        """Texts the viewer shows the reader must not name an arm."""
+        if not 1 <= len(self.window_presets) <= MAX_WINDOW_PRESETS:
+            raise ProtocolRuleError(
+                "window_presets",
+                f"needs 1 to {MAX_WINDOW_PRESETS} presets (keys F1..F{MAX_WINDOW_PRESETS}); "
+                f"got {len(self.window_presets)}",
+            )
+        _check_unique((p.name for p in self.window_presets), "window_presets[{i}].name", "name")
+        texts = [("instructions", self.instructions)]
+        texts += [(f"hanging.series[{i}]", label) for i, label in enumerate(self.hanging.series)]
+        texts += [(f"window_presets[{i}].name", p.name) for i, p in enumerate(self.window_presets)]
+        texts += [
+            (f"training_reference[{i}].explanation", r.explanation)
+            for i, r in enumerate(self.training_reference)
+        ]
+        for path, text in texts:
+            arm = names_arm(text, self.arms)
+            if arm is not None:
+                raise ProtocolRuleError(
+                    path, f"names the arm {arm!r}: readers see this text, it must not name an arm"
+                )
+
+    def _check_training_reference(self) -> None:
+        _check_unique((r.case for r in self.training_reference), "training_reference[{i}].case",
+                      "training case")  # fmt: skip
+        for i, reference in enumerate(self.training_reference):
+            path = f"training_reference[{i}]"
+            if reference.case not in self.training_cases:
+                raise ProtocolRuleError(
+                    f"{path}.case",
+                    f"{reference.case!r} is not one of training_cases "
+                    f"({', '.join(self.training_cases) or 'none'})",
+                )
+            for question_id, given in reference.answers.items():
+                where = f"{path}.answers.{question_id}"
+                q = next((q for q in self.questions if q.id == question_id), None)
+                if q is None:
+                    raise ProtocolRuleError(where, f"unknown question {question_id!r}")
+                if q.scope == "side" or q.type == "preference":
+                    raise ProtocolRuleError(
+                        where,
+                        "per-side and preference questions have no reference answer "
+                        "(the sides are randomised per reader)",
+                    )
+                if q.scope == "finding":
+                    if not isinstance(given, dict):
+                        raise ProtocolRuleError(
+                            where, "a per-finding question needs a table of values by finding id"
+                        )
+                    findings = self.question_findings(q)
+                    for finding_id, value in given.items():
+                        if finding_id not in findings:
+                            raise ProtocolRuleError(
+                                f"{where}.{finding_id}",
+                                f"question {q.id!r} is not asked for finding {finding_id!r} "
+                                f"(it is asked for {', '.join(findings)})",
+                            )
+                        _check_reference_value(q, value, f"{where}.{finding_id}")
+                else:
+                    if isinstance(given, dict):
+                        raise ProtocolRuleError(where, "a per-case question needs one value")
+                    _check_reference_value(q, given, where)
 
     def _check_arms(self) -> None:
         if len(self.arms) < 2:
@@ -512,6 +713,10 @@ class Protocol(_Model):
     def questions_for(self, scope: Scope) -> list[Question]:
         """The questions of one scope, in protocol order."""
         return [q for q in self.questions if q.scope == scope]
+
+    def training_answers(self, case_id: str) -> TrainingReference | None:
+        """The reference answers of a training case (None when the protocol gives none)."""
+        return next((r for r in self.training_reference if r.case == case_id), None)
 
     def question_findings(self, question: Question) -> list[str]:
         """The finding ids a per-finding question is asked for ([] for other scopes)."""
@@ -700,12 +905,16 @@ def _find_line(lines: dict[str, int], loc: Sequence[str | int]) -> int | None:
 
 
 __all__ = [
+    "DEFAULT_WINDOW_PRESETS",
     "ID_PATTERN",
+    "LAYOUT_GRID",
     "PREFERENCE_VALUES",
     "Arm",
     "Design",
     "Finding",
+    "Hanging",
     "Interchangeability",
+    "Layout",
     "Option",
     "Protocol",
     "ProtocolRuleError",
@@ -714,7 +923,10 @@ __all__ = [
     "Reader",
     "Scope",
     "ShowIf",
+    "TrainingReference",
+    "WindowPreset",
     "load_protocol",
+    "names_arm",
     "parse_protocol",
     "protocol_sha256",
 ]

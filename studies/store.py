@@ -34,6 +34,7 @@ from studies.api import (
     ReaderInfo,
     SeriesImages,
     SessionInfo,
+    SideImages,
     SignInPolicy,
 )
 from studies.clock import (
@@ -52,6 +53,7 @@ from studies.db.models import (
     Arm,
     Assignment,
     Base,
+    Case,
     Event,
     Reader,
     ReadingSession,
@@ -574,13 +576,23 @@ class Store:
 
     # ---- assignments ----------------------------------------------------------------------
 
-    def _series_images(self, s: Session, case_pk: str, arm_pk: str | None) -> SeriesImages:
-        series = s.execute(
+    def _side_images(self, s: Session, case_pk: str, arm_pk: str | None) -> SideImages:
+        """Every series of a case on one arm, in the protocol's hanging order."""
+        rows = s.execute(
             select(Series).where(Series.case_pk == case_pk, Series.arm_pk == arm_pk)
-        ).scalar_one()
-        folder = self.images_dir / series.folder
-        files = tuple(sorted(p for p in folder.glob("*") if p.is_file())) if folder.is_dir() else ()
-        return SeriesImages(series_id=series.opaque_id, files=files)
+        ).scalars()
+        by_label = {row.label: row for row in rows}
+        shown = []
+        for label in self.protocol.hanging.order(by_label):
+            series = by_label[label]
+            folder = self.images_dir / series.folder
+            files = (
+                tuple(sorted(p for p in folder.glob("*") if p.is_file())) if folder.is_dir() else ()
+            )
+            shown.append(SeriesImages(series_id=series.opaque_id, files=files, label=label))
+        if not shown:
+            raise StudyError(f"{self._source}: a case has no series on one of its arms")
+        return SideImages(series=tuple(shown))
 
     def _answers(self, s: Session, assignment_pk: str) -> dict[AnswerKey, AnswerValue]:
         out: dict[AnswerKey, AnswerValue] = {}
@@ -605,11 +617,11 @@ class Store:
         st: _SessionState,
     ) -> AssignmentView:
         if a.arm_pk is not None:
-            sides: tuple[SeriesImages, ...] = (self._series_images(s, a.case_pk, a.arm_pk),)
+            sides: tuple[SideImages, ...] = (self._side_images(s, a.case_pk, a.arm_pk),)
         else:
             sides = (
-                self._series_images(s, a.case_pk, a.left_arm_pk),
-                self._series_images(s, a.case_pk, a.right_arm_pk),
+                self._side_images(s, a.case_pk, a.left_arm_pk),
+                self._side_images(s, a.case_pk, a.right_arm_pk),
             )
         return AssignmentView(
             assignment_id=a.id,
@@ -623,7 +635,20 @@ class Store:
             completed=a.completed_at is not None,
             read_only=st.finished or st.locked,
             is_training=a.is_training,
+            training_case=self._training_case(s, a, session) if a.is_training else None,
         )
+
+    def _training_case(self, s: Session, a: Assignment, session: ReadingSession) -> str | None:
+        """The protocol's id of a training case. A reader's package keeps only opaque case ids;
+        there the position names it: training cases are read first in session 1, in the
+        protocol's order (:mod:`studies.randomisation`)."""
+        case_id = s.execute(select(Case.case_id).where(Case.id == a.case_pk)).scalar_one()
+        training = self.protocol.training_cases
+        if case_id in training:
+            return str(case_id)
+        if session.index == 1 and 1 <= a.position <= len(training):
+            return training[a.position - 1]
+        return None
 
     def assignments(self, reader_id: str, session_index: int) -> list[AssignmentView]:
         """A session's assignments in reading order."""
@@ -772,7 +797,13 @@ class Store:
         self._check_key(question, key)
         return validate_value(question, value)
 
-    def record_answer(self, assignment_id: str, key: AnswerKey, value: AnswerValue) -> AnswerRecord:
+    def record_answer(
+        self,
+        assignment_id: str,
+        key: AnswerKey,
+        value: AnswerValue,
+        reason: str | None = None,
+    ) -> AnswerRecord:
         """Store one answer (a new revision) in one committed transaction.
 
         Parameters
@@ -783,6 +814,9 @@ class Store:
             Question, and finding / side for per-finding / per-side questions.
         value
             See ``studies.api``; None clears the answer (kept as a revision).
+        reason
+            Why the answer changes; required when the assignment is already completed (the
+            reader went back to it), stored with the revision and in its ``answer_set`` event.
 
         Returns
         -------
@@ -793,7 +827,7 @@ class Store:
         ------
         StudyError
             Unknown assignment, question, finding or side; a value the question does not accept;
-            a locked or finished session.
+            a locked or finished session; a change to a completed assignment without a reason.
         """
         question = self.protocol.question(key.question_id)
         self._check_key(question, key)
@@ -812,6 +846,8 @@ class Store:
                     ReadingSession.not_before,
                     ReadingSession.finished_at,
                     Reader.reader_id,
+                    Assignment.completed_at,
+                    Assignment.position,
                 )
                 .join(ReadingSession, ReadingSession.id == Assignment.session_pk)
                 .join(Reader, Reader.id == ReadingSession.reader_pk)
@@ -847,6 +883,13 @@ class Store:
             ).first()
             if current is not None and current.value_json == value_json:
                 return AnswerRecord(key, normalised, current.revision, current.last_answered_at)
+            if target.completed_at is not None and not (reason and reason.strip()):
+                raise StudyError(
+                    f"assignment {assignment_id} (reader {target.reader_id!r}, session "
+                    f"{target.session_index}, case {target.position}) is completed: changing "
+                    f"{format_key(key)} needs a reason"
+                )
+            reason = reason.strip() if reason and reason.strip() else None
             revision = 1 if current is None else current.revision + 1
             answer_pk = new_id() if current is None else current.id
             if current is None:
@@ -884,26 +927,30 @@ class Store:
                     value_json=value_json,
                     arm_value=arm_value,
                     recorded_at=now,
+                    reason=reason,
                 )
             )
             record_rows(s, Answer, [answer_pk])
             record_rows(s, AnswerRevision, [revision_id])
+            payload: dict[str, object] = {
+                "question": key.question_id,
+                "finding": key.finding_id,
+                "side": key.side,
+                "value": normalised,
+                "revision": revision,
+                "revision_id": revision_id,
+            }
+            if reason is not None:
+                payload["reason"] = reason
             append_event(
                 s,
                 kind="answer_set",
                 created_at=now,
                 reader_id=target.reader_id,
                 assignment_id=assignment_id,
-                payload={
-                    "question": key.question_id,
-                    "finding": key.finding_id,
-                    "side": key.side,
-                    "value": normalised,
-                    "revision": revision,
-                    "revision_id": revision_id,
-                },
+                payload=payload,
             )
-            return AnswerRecord(key, normalised, revision, now)
+            return AnswerRecord(key, normalised, revision, now, reason)
 
     def required_keys(self, answers: dict[AnswerKey, AnswerValue]) -> list[AnswerKey]:
         """The answer keys that are required given ``answers`` (show-if rules applied)."""

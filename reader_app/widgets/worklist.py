@@ -18,6 +18,7 @@ from reader_app.controller import ReadingController
 from reader_app.dates import opening_text
 from reader_app.errors import ReaderAppError
 from reader_app.state import ReadingState
+from reader_app.widgets.theme import set_style_property
 from studies.api import SessionInfo
 from studies.review import review_note, review_refusal
 
@@ -57,9 +58,13 @@ class Worklist(QWidget):
         self.open_button.clicked.connect(self.open_selected)
         self.change_button = QPushButton("Change reader", self)
         self.change_button.clicked.connect(controller.change_reader)
+        self.instructions_button = QPushButton("Instructions", self)
+        self.instructions_button.setObjectName("instructionsButton")
+        self.instructions_button.clicked.connect(controller.show_start)
         self.message = QLabel("", self)
         self.message.setObjectName("message")
         self.message.setWordWrap(True)
+        self.message.setProperty("kind", "info")
 
         column = QVBoxLayout()
         column.setSpacing(10)
@@ -70,6 +75,7 @@ class Worklist(QWidget):
         column.addWidget(self.message)
         buttons = QHBoxLayout()
         buttons.addWidget(self.change_button)
+        buttons.addWidget(self.instructions_button)
         buttons.addStretch(1)
         buttons.addWidget(self.open_button)
         column.addLayout(buttons)
@@ -82,7 +88,14 @@ class Worklist(QWidget):
         self.setFocusProxy(self.list)
         state.sessions_changed.connect(self._show_sessions)
         state.reader_changed.connect(lambda *_: self._show_sessions(state.sessions))
-        state.message_changed.connect(self.message.setText)
+        state.message_changed.connect(self._message_changed)
+        # The reader may have been chosen before this page existed (``read --reader R1``).
+        self._show_sessions(state.sessions)
+        self._message_changed(state.message)
+
+    def _message_changed(self, text: str) -> None:
+        self.message.setText(text)
+        set_style_property(self.message, "kind", self.state.message_kind)
 
     def _show_sessions(self, sessions: list[SessionInfo]) -> None:
         reader = self.state.reader

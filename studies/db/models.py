@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from studies.api import DEFAULT_SERIES_LABEL
+
 
 def new_id() -> str:
     """Return a fresh UUID4 string key."""
@@ -144,10 +146,16 @@ class CaseTruth(Base):
 
 
 class Series(Base):
-    """One blinded DICOM series: a case on an arm, copied under an opaque id."""
+    """One blinded DICOM series: one labelled series of a case on an arm, under an opaque id.
+
+    ``label`` is the neutral series name of CASES.csv's ``series`` column (``cor_pd``,
+    ``sag_t2fs``, ...); every arm of a case has the same labels.
+    """
 
     __tablename__ = "series"
-    __table_args__ = (UniqueConstraint("case_pk", "arm_pk"),)
+    __table_args__ = (
+        UniqueConstraint("case_pk", "arm_pk", "label", name="uq_series_case_arm_label"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     opaque_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -155,6 +163,9 @@ class Series(Base):
     arm_pk: Mapped[str] = mapped_column(ForeignKey("arm.id"))
     folder: Mapped[str] = mapped_column(Text)  # relative to the study's images folder
     n_slices: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_SERIES_LABEL, server_default=DEFAULT_SERIES_LABEL
+    )
 
 
 class Finding(Base):
@@ -261,6 +272,8 @@ class AnswerRevision(Base):
     value_json: Mapped[str] = mapped_column(Text)
     arm_value: Mapped[str | None] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column()
+    # Why an answer of an already completed assignment was changed (None while it was open).
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Event(Base):

@@ -38,7 +38,7 @@ VERSIONED_LIBRARIES = ("blindreader", "numpy", "pydicom", "SQLAlchemy", "alembic
 
 @dataclass(frozen=True)
 class SeriesCopy:
-    """Where one (case, arm) series was copied: its opaque id, folder and slice count."""
+    """Where one series of a case on an arm was copied: its opaque id, folder and slice count."""
 
     opaque_id: str
     folder: str  # relative to the study's images folder
@@ -75,7 +75,7 @@ def write_study(
     protocol_toml: str,
     cases: list[CaseRow],
     planned: Iterable[PlannedAssignment],
-    series: Mapping[tuple[str, str], SeriesCopy],
+    series: Mapping[tuple[str, str, str], SeriesCopy],
     images_dir: str,
     algorithm_version: str,
     created_at: datetime,
@@ -95,7 +95,8 @@ def write_study(
     planned
         The generated assignments.
     series
-        ``(case_id, arm) -> SeriesCopy`` for every row of ``cases``.
+        ``(case_id, arm, series label) -> SeriesCopy`` (``CaseRow.key``) for every row of
+        ``cases``.
     images_dir
         The images folder, relative to the database's folder (or absolute).
     algorithm_version
@@ -194,7 +195,7 @@ def write_study(
         CaseTruth(case_pk=case_rows[c].id, finding_id=f, truth=t) for (c, f), t in truths.items()
     )
     for row in cases:
-        copy = series[(row.case_id, row.arm)]
+        copy = series[row.key]
         s.add(
             Series(
                 opaque_id=copy.opaque_id,
@@ -202,6 +203,7 @@ def write_study(
                 arm_pk=arms[row.arm].id,
                 folder=copy.folder,
                 n_slices=copy.n_slices,
+                label=row.series,
             )
         )
     s.flush()

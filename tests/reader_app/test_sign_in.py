@@ -44,7 +44,7 @@ def test_the_picker_asks_the_passphrase_of_a_reader_who_has_one(
     ws.qtbot.keyClicks(picker.passphrase, PASSPHRASE)
     ws.qtbot.keyClick(picker.passphrase, Qt.Key.Key_Return)
     assert ws.state.reader is not None and ws.state.reader.reader_id == "R1"
-    assert ws.window.stack.currentWidget() is ws.window.worklist
+    assert ws.window.stack.currentWidget() is ws.window.start  # a first day: the start page
     ws.controller.change_reader()  # back at the picker: the next person signs in again
     assert ws.state.reader is None and picker.passphrase.text() == ""
     picker.list.setCurrentRow(1)  # R2 has no passphrase

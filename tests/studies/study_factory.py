@@ -204,13 +204,13 @@ def build_study(
     db = folder / name
     images = folder / f"{db.stem}_images"
     taken: set[str] = set()
-    series: dict[tuple[str, str], SeriesCopy] = {}
+    series: dict[tuple[str, str, str], SeriesCopy] = {}
     for row in cases:
         sid = opaque_id("s", taken)
         (images / sid).mkdir(parents=True)
         for k in range(n_slices):
             (images / sid / f"{k + 1:04d}.dcm").write_bytes(b"not really DICOM")
-        series[(row.case_id, row.arm)] = SeriesCopy(sid, sid, n_slices)
+        series[row.key] = SeriesCopy(sid, sid, n_slices)
     engine = make_engine(db)
     upgrade(engine)
     from sqlalchemy.orm import Session

@@ -178,7 +178,7 @@ def _unknown_question(s: Site) -> None:
         params=(assignment, at, at),
     )
     s.sql(
-        "insert into answer_revision values ('forged-r', 'forged-a', 1, '2', NULL, ?)",
+        "insert into answer_revision values ('forged-r', 'forged-a', 1, '2', NULL, ?, NULL)",
         params=(at,),
     )
     (seq,) = s.one("select max(seq) from event")
@@ -329,7 +329,7 @@ def _finished_session_answered(s: Site) -> None:
     (n, value) = s.one("select revision, value_json from answer where id = ?", (answer,))
     when = "2026-11-20 12:00:00.000000"  # after session 1 finished, before session 2
     s.sql(
-        "insert into answer_revision values ('late-rev', ?, ?, '2', NULL, ?)",
+        "insert into answer_revision values ('late-rev', ?, ?, '2', NULL, ?, NULL)",
         params=(answer, n + 1, when),
     )
     s.sql(

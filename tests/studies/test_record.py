@@ -478,7 +478,7 @@ def test_rows_added_with_record_entries_of_their_own(copy_of) -> None:
     sql(
         db,
         "insert into answer_revision values ('forged-rev', ?, 9, '1', NULL, "
-        "'2026-12-30 10:00:00.000000')",
+        "'2026-12-30 10:00:00.000000', NULL)",
         params=(answer,),
     )
     assert_found(problems_of(db), "not in the record (added outside blindreader)")
