@@ -206,6 +206,12 @@ def report_command(
     truth: Path | None = typer.Option(
         None, "--truth", help="Reference standard CSV case,finding,truth (with --answers)."
     ),
+    measurements: Path | None = typer.Option(
+        None,
+        "--measurements",
+        help="Tidy measurements CSV case,reader,arm,session,measurement,value,unit (with "
+        "--answers; from the database it is read with --db).",
+    ),
     n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap random generator."),
     simulated_note: str | None = typer.Option(
@@ -220,21 +226,27 @@ def report_command(
         build_report,
         inputs_from_csv,
         inputs_from_db,
+        measurements_from_csv,
+        measurements_from_db,
     )
 
     if (db is None) == (answers is None):
         raise AnalysisError("give either --db STUDY or --answers ANSWERS.csv --protocol TOML")
     if db is not None:
-        if protocol is not None or truth is not None:
-            raise AnalysisError("--protocol and --truth go with --answers, not with --db")
+        if protocol is not None or truth is not None or measurements is not None:
+            raise AnalysisError(
+                "--protocol, --truth and --measurements go with --answers, not with --db"
+            )
         frame, proto, truth_frame = inputs_from_db(db)
         assignments = assignments_from_db(db)
+        measured = measurements_from_db(db)
     else:
         assignments = None
         if protocol is None:
             raise AnalysisError("--answers needs --protocol PROTOCOL.toml")
         assert answers is not None
         frame, proto, truth_frame = inputs_from_csv(answers, protocol, truth)
+        measured = measurements_from_csv(measurements) if measurements is not None else None
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
     ) as bar:
@@ -252,6 +264,7 @@ def report_command(
             seed=seed,
             simulated_note=simulated_note,
             assignments=assignments,
+            measurements=measured,
             progress=progress,
         )
     typer.echo(f"{out / 'report.html'}: report of {results['study']['title']!r}")

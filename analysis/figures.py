@@ -428,3 +428,103 @@ def forest_panels(panels: Sequence[Mapping[str, Any]], path: Path, *, title: str
     fig.suptitle(title or "Sensitivity analyses", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, path)
+
+
+def bland_altman_plot(
+    pairs: pd.DataFrame,
+    limits: Mapping[str, Any],
+    path: Path,
+    *,
+    title: str = "",
+    unit: str = "",
+    margin: float | None = None,
+) -> Path:
+    """Bland-Altman plot: difference (new - reference) against the mean of the two arms.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        ``reader, mean, difference`` (one point per case and reader, coloured by reader).
+    limits : mapping
+        The pooled :class:`analysis.measurement_agreement.BlandAltman` as a dict: ``bias``,
+        ``loa_low``, ``loa_high`` and their ``*_ci_low``/``*_ci_high``; each line is drawn with
+        its 95% CI as a shaded band.
+    margin : float, optional
+        The equivalence margin, drawn as dotted lines at +/- margin.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    readers = _reader_points(ax, pairs, "mean", "difference")
+    suffix = f" ({unit})" if unit else ""
+    for key, name, colour in (
+        ("bias", "bias", "black"),
+        ("loa_low", "lower limit", "tab:red"),
+        ("loa_high", "upper limit", "tab:red"),
+    ):
+        value = _num(limits.get(key))
+        if not math.isfinite(value):
+            continue
+        low, high = _num(limits.get(f"{key}_ci_low")), _num(limits.get(f"{key}_ci_high"))
+        if math.isfinite(low) and math.isfinite(high):
+            ax.axhspan(low, high, color=colour, alpha=0.12, lw=0)
+        ax.axhline(value, color=colour, lw=1.4, ls="-" if key == "bias" else "--")
+        ax.annotate(
+            f"{name} {value:.3g} [{low:.3g}, {high:.3g}]",
+            xy=(1.0, value), xycoords=("axes fraction", "data"), xytext=(4, 0),
+            textcoords="offset points", va="center", fontsize=7, color=colour,
+        )  # fmt: skip
+    ax.axhline(0.0, color="grey", lw=0.8)
+    if margin is not None and math.isfinite(margin):
+        for m in (-margin, margin):
+            ax.axhline(m, color="tab:blue", lw=1.0, ls=":")
+        ax.plot([], [], color="tab:blue", ls=":", label=f"margin ±{margin:.3g}")
+    ax.set_xlabel(f"mean of the two arms{suffix}")
+    ax.set_ylabel(f"difference, new - reference{suffix}")
+    ax.set_title(title or "Bland-Altman", fontsize=10)
+    ax.legend(title="reader", fontsize=7, title_fontsize=7, loc="upper center",
+              bbox_to_anchor=(0.5, -0.14), ncol=min(len(readers) + 1, 6))  # fmt: skip
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def identity_scatter(
+    pairs: pd.DataFrame,
+    path: Path,
+    *,
+    reference: str,
+    new: str,
+    title: str = "",
+    unit: str = "",
+) -> Path:
+    """Scatter of the new arm's value against the reference's, with the identity line.
+
+    ``pairs``: ``reader, reference, new`` (one point per case and reader, coloured by reader).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    _reader_points(ax, pairs, "reference", "new")
+    values = pd.concat([pairs["reference"], pairs["new"]]).to_numpy(dtype=float)
+    low, high = (float(np.nanmin(values)), float(np.nanmax(values))) if values.size else (0, 1)
+    pad = 0.05 * (high - low or 1.0)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], color="black", lw=1.0,
+            label="identity")  # fmt: skip
+    ax.set_xlim(low - pad, high + pad)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_aspect("equal")
+    suffix = f" ({unit})" if unit else ""
+    ax.set_xlabel(f"{reference}{suffix}")
+    ax.set_ylabel(f"{new}{suffix}")
+    ax.set_title(title or f"{new} against {reference}", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _reader_points(ax: Any, pairs: pd.DataFrame, x: str, y: str) -> list[str]:
+    """Scatter ``pairs[x]`` against ``pairs[y]``, one colour per reader; returns the readers."""
+    readers = list(dict.fromkeys(pairs["reader"].astype(str)))
+    cmap = _pyplot().get_cmap("tab10", 10)  # ten distinct colours, in their order
+    for k, reader in enumerate(readers):
+        sub = pairs[pairs["reader"].astype(str) == reader]
+        ax.scatter(sub[x], sub[y], s=14, alpha=0.75, color=cmap(k % 10), label=reader)
+    return readers

@@ -181,3 +181,43 @@ def _reading_clock(answers: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
         how="left",
     )
     return merged
+
+
+def simulate_measurements(
+    protocol: Protocol,
+    n_cases: int,
+    rng: np.random.Generator,
+    *,
+    bias: dict[str, float] | None = None,
+    level: float = 20.0,
+    case_sd: float = 4.0,
+    reader_sd: float = 0.5,
+    noise_sd: float = 1.0,
+) -> pd.DataFrame:
+    """Simulated values of the protocol's ``[[measurements]]``, shaped like the tidy table.
+
+    Each case has a true value ``level + case_sd * z``; every reader measures it on every arm
+    with a reader-and-arm offset (SD ``reader_sd``), measurement noise (SD ``noise_sd``) and
+    the arm's ``bias`` (default 0; the reference arm is never biased). Cases are named as in
+    :func:`simulate_answers` (``case0001``, ...). Columns ``case, reader, arm, session,
+    measurement, value, unit``.
+    """
+    cases = np.array([f"case{k:04d}" for k in range(1, n_cases + 1)])
+    readers = [r.id for r in protocol.readers]
+    arms = protocol.arm_codes
+    shifts = {arm: 0.0 if arm == protocol.reference_arm.code else (bias or {}).get(arm, 0.0)
+              for arm in arms}  # fmt: skip
+    frames = []
+    for m in getattr(protocol, "measurements", []):
+        truth = level + case_sd * rng.normal(size=n_cases)
+        for a, arm in enumerate(arms):
+            for r, reader in enumerate(readers):
+                offset = reader_sd * rng.normal()
+                values = truth + shifts[arm] + offset + noise_sd * rng.normal(size=n_cases)
+                session = ((a + np.arange(n_cases) + r) % len(arms)) + 1
+                frames.append(pd.DataFrame({
+                    "case": cases, "reader": reader, "arm": arm, "session": session,
+                    "measurement": m.id, "value": values, "unit": m.unit,
+                }))  # fmt: skip
+    columns = ["case", "reader", "arm", "session", "measurement", "value", "unit"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)

@@ -358,6 +358,57 @@ class Interchangeability(_Model):
         return self
 
 
+# ---- [[measurements]] (issue 14, helper B: the minimal model the analysis reads) --------------
+# Helper A's half of issue 14 (the roi/distance question types, the viewer, the store) owns the
+# full model; this block holds only the fields notes/interface-14.md names, so that the
+# analysis and its report can be built and tested on their own. When merging, keep one of the
+# two (A's, with its cross-checks of roi/roi_b/background against the questions).
+
+MeasurementKind = Literal["snr", "cnr", "mean", "sd", "area", "distance"]
+
+
+class Measurement(_Model):
+    """A quantity the analysis compares between arms (derived from ROI or distance answers).
+
+    ``snr`` = mean(roi) / SD(background); ``cnr`` = |mean(roi) - mean(roi_b)| / SD(background);
+    ``mean``, ``sd``, ``area`` of ``roi``; ``distance``: the length of the ruler question
+    ``roi``. ``margin``: the equivalence margin of the TOST, in the measurement's units, or
+    with ``relative = true`` a fraction of the reference arm's mean.
+    """
+
+    id: str
+    label: str = ""
+    kind: MeasurementKind
+    roi: str
+    roi_b: str | None = None
+    background: str | None = None
+    margin: float | None = None
+    relative: bool = False
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self) -> Measurement:
+        _check_id(self.id, "id")
+        if self.kind == "cnr" and not self.roi_b:
+            raise ProtocolRuleError("roi_b", "a cnr measurement needs roi_b (the second ROI)")
+        if self.kind != "cnr" and self.roi_b:
+            raise ProtocolRuleError("roi_b", f"roi_b is for cnr only (kind is {self.kind!r})")
+        if self.kind in ("snr", "cnr") and not self.background:
+            raise ProtocolRuleError(
+                "background", f"a {self.kind} measurement needs background (the noise ROI)"
+            )
+        if self.margin is not None and not (math.isfinite(self.margin) and self.margin > 0):
+            raise ProtocolRuleError("margin", f"margin must be positive (got {self.margin})")
+        if self.relative and self.margin is not None and not self.margin < 1:
+            raise ProtocolRuleError(
+                "margin", f"a relative margin is a fraction below 1 (got {self.margin})"
+            )
+        return self
+
+
+# ---- end of helper B's [[measurements]] block ---------------------------------------------------
+
+
 # ---- [analysis]: how the study is analysed (pre-specified; issue 13) -------------------------
 
 ReaderModelName = Literal["random-readers", "fixed-readers"]
@@ -562,6 +613,7 @@ class Protocol(_Model):
     hanging: Hanging = Hanging()
     window_presets: list[WindowPreset] = list(DEFAULT_WINDOW_PRESETS)
     training_reference: list[TrainingReference] = []
+    measurements: list[Measurement] = []  # issue 14 (helper B's minimal block above)
 
     @model_validator(mode="after")
     def _valid(self) -> Protocol:
@@ -593,6 +645,7 @@ class Protocol(_Model):
             self._check_sensitivity_thresholds(self.interchangeability)
         self._check_reader_texts()
         self._check_training_reference()
+        _check_unique((m.id for m in self.measurements), "measurements[{i}].id", "measurement id")
         return self
 
     def _check_sensitivity_thresholds(self, ic: Interchangeability) -> None:

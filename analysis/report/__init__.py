@@ -72,7 +72,13 @@ from analysis.report.base import (
     registered_sections,
 )
 from analysis.report.context import ReportContext
-from analysis.report.inputs import assignments_from_db, inputs_from_csv, inputs_from_db
+from analysis.report.inputs import (
+    assignments_from_db,
+    inputs_from_csv,
+    inputs_from_db,
+    measurements_from_csv,
+    measurements_from_db,
+)
 from studies.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -88,6 +94,8 @@ __all__ = [
     "build_report",
     "inputs_from_csv",
     "inputs_from_db",
+    "measurements_from_csv",
+    "measurements_from_db",
     "register_section",
     "registered_sections",
 ]
@@ -130,6 +138,7 @@ def build_report(
     seed: int = 0,
     simulated_note: str | None = None,
     assignments: pd.DataFrame | None = None,
+    measurements: pd.DataFrame | None = None,
     progress: ProgressCallback = no_progress,
 ) -> dict[str, Any]:
     """Analyse a study and write ``results.json``, CSV tables, PNG figures and ``report.html``.
@@ -154,6 +163,9 @@ def build_report(
     assignments : pandas.DataFrame, optional
         ``studies.export.assignments_frame`` of the study (every assigned read, answered or
         not): the flow diagram and the missing-data tables then count what was expected.
+    measurements : pandas.DataFrame, optional
+        ``studies.export.measurements_frame(store, unblinded=True)``: the continuous read-outs
+        of the protocol's ``[[measurements]]`` (the measurement section needs it).
     progress : callable
         ``progress(done, total, message)``.
 
@@ -178,6 +190,7 @@ def build_report(
         n_boot=n_boot,
         seed=seed,
         assignments=assignments,
+        measurements=measurements,
     )
     ctx.reads_table  # noqa: B018  (validates the reads up front: bad input fails before any file)
     classes = registered_sections()

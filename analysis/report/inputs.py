@@ -31,6 +31,47 @@ def assignments_from_db(db: Path | str) -> pd.DataFrame:
         return assignments_frame(store)
 
 
+def measurements_from_db(db: Path | str) -> pd.DataFrame | None:
+    """The tidy measurement table of a study (``studies.export.measurements_frame``), unblinded.
+
+    None when the protocol declares no ``[[measurements]]`` (or the studies package of this
+    build has no measurement export yet).
+    """
+    from studies import export
+    from studies.store import Store
+
+    frame_of = getattr(export, "measurements_frame", None)
+    with Store.open(db) as store:
+        if frame_of is None or not getattr(store.protocol, "measurements", None):
+            return None
+        frame: pd.DataFrame = frame_of(store, unblinded=True)
+        return frame
+
+
+def measurements_from_csv(path: Path) -> pd.DataFrame:
+    """A tidy measurement CSV (``study export --what measurements``), values as numbers.
+
+    Raises
+    ------
+    AnalysisError
+        A missing file or column, or a value that is not a number (naming the file and row).
+    """
+    from analysis.measurement_agreement import MEASUREMENT_COLUMNS
+
+    frame = _read_csv(path, MEASUREMENT_COLUMNS[:-1])
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    bad = values.isna() & frame["value"].notna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0]) + 2  # the header is line 1
+        raise AnalysisError(
+            f"{path}, line {row}: column 'value': expected a number, got "
+            f"{frame['value'][bad].iloc[0]!r}"
+        )
+    if "unit" not in frame:
+        frame["unit"] = ""
+    return frame.assign(value=values, unit=frame["unit"].fillna(""))
+
+
 def inputs_from_csv(
     answers_csv: Path, protocol_toml: Path, truth_csv: Path | None = None
 ) -> tuple[pd.DataFrame, Protocol, pd.DataFrame | None]:

@@ -1,0 +1,223 @@
+"""The measurement section of the report: shown only with ``[[measurements]]``, one block per new
+arm with the table, the Bland-Altman and scatter figures and the noise caveat; decisions under
+the protocol's multiplicity family across every arm x measurement; the CSV input path."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from analysis.errors import AnalysisError
+from analysis.report import build_report, measurements_from_csv
+from analysis.report.context import ReportContext
+from analysis.report.sections.measurements import MeasurementSection
+from analysis.simulated_study import simulate_answers, simulate_measurements
+from studies.protocol import Protocol, QuestionType, parse_protocol
+from tests.analysis.test_report import SMALL
+
+#: The ROI questions the measurements refer to, once the protocol knows the roi type (issue 14,
+#: the viewer half); until then the measurement block stands on its own.
+ROI_QUESTIONS = """
+[[questions]]
+id = "roi_muscle"
+text = "Muscle ROI"
+type = "roi"
+roi = "muscle"
+[[questions]]
+id = "roi_background"
+text = "Background ROI"
+type = "roi"
+roi = "background"
+[[questions]]
+id = "ruler_cartilage"
+text = "Cartilage thickness"
+type = "distance"
+"""
+MEASUREMENTS = """
+[[measurements]]
+id = "snr_muscle"
+label = "SNR of muscle"
+kind = "snr"
+roi = "roi_muscle"
+background = "roi_background"
+margin = 2.0
+[[measurements]]
+id = "cartilage"
+label = "Cartilage thickness"
+kind = "distance"
+roi = "ruler_cartilage"
+margin = 0.05
+relative = true
+unit = "mm"
+"""
+THIRD_ARM = """
+[[arms]]
+code = "dl8"
+description = "Deep learning 8x"
+"""
+
+
+def _protocol(extra: str = "", *, arms: str = "") -> Protocol:
+    text = SMALL.replace('[[readers]]\nid = "R1"', arms + '[[readers]]\nid = "R1"', 1)
+    if "roi" in get_args(QuestionType):
+        text = text.replace("[interchangeability]", ROI_QUESTIONS + "[interchangeability]")
+    return parse_protocol(text + extra, "measured.toml")
+
+
+@pytest.fixture(scope="module")
+def three_arm_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Protocol]:
+    protocol = _protocol(MEASUREMENTS + '[analysis]\nmultiplicity = "holm"\n', arms=THIRD_ARM)
+    study = simulate_answers(protocol, 30, np.random.default_rng(3))
+    measured = simulate_measurements(
+        protocol, 30, np.random.default_rng(4), bias={"dl": 0.2, "dl8": 3.0}, reader_sd=0.1
+    )
+    out = tmp_path_factory.mktemp("measured")
+    results = build_report(
+        study.answers, protocol, study.truth, out, n_boot=50, seed=1, measurements=measured
+    )
+    return out, results, protocol
+
+
+def test_every_new_arm_has_its_block_table_and_figures(three_arm_report) -> None:
+    out, results, _ = three_arm_report
+    section = results["measurements"]
+    pairs = {(c["measurement"], c["new"]) for c in section["comparisons"]}
+    assert pairs == {(m, a) for m in ("snr_muscle", "cartilage") for a in ("dl", "dl8")}
+    for measurement in ("snr_muscle", "cartilage"):
+        for arm in ("dl", "dl8"):
+            stem = f"measurement_{measurement}_{arm}_vs_conventional"
+            assert (out / f"bland_altman_{stem}.png").stat().st_size > 5000
+            assert (out / f"scatter_{stem}.png").stat().st_size > 5000
+    page = (out / "report.html").read_text()
+    assert page.index("dl vs conventional</h") < page.index("dl8 vs conventional</h")
+    assert "SNR of muscle: dl vs conventional" in page
+    assert "Gudbjartsson" in page and "Dietrich" in page and "Rician" in page
+    table = pd.read_csv(out / "measurement_agreement.csv")
+    assert set(table["reader"]) == {"R1", "R2", "R3", "all readers"}
+    assert len(table) == 2 * 2 * 4
+
+
+def test_decisions_use_holm_across_arms_and_measurements(three_arm_report) -> None:
+    out, results, _ = three_arm_report
+    decisions = [d for d in results["all_decisions"] if d["section"] == "measurements"]
+    assert len(decisions) == 4
+    by_claim = {d["claim"]: d for d in decisions}
+    # dl is 0.2 off with a margin of 2: equivalent; dl8 is 3.0 off: not shown
+    assert by_claim["dl equivalent to conventional: snr_muscle"]["passed"] is True
+    assert by_claim["dl8 equivalent to conventional: snr_muscle"]["passed"] is False
+    table = pd.read_csv(out / "measurement_agreement.csv")
+    pooled = table[table["reader"] == "all readers"]
+    from analysis.multiplicity import holm
+
+    assert list(pooled["p_adjusted"]) == pytest.approx(holm(list(pooled["mm_p_tost"])))
+    # the relative margin is 5% of the reference mean (about 20 mm)
+    cartilage = next(c for c in results["measurements"]["comparisons"]
+                     if c["measurement"] == "cartilage" and c["new"] == "dl")  # fmt: skip
+    assert cartilage["margin"] == pytest.approx(0.05 * cartilage["reference_mean"])
+
+
+def _section(protocol: Protocol, measured: pd.DataFrame | None, out: Path) -> Any:
+    """The measurement section alone (the other sections are tested elsewhere)."""
+    ctx = ReportContext(protocol=protocol, answers=pd.DataFrame(), truth=None, out_dir=out,
+                        n_boot=20, measurements=measured)  # fmt: skip
+    section = MeasurementSection()
+    assert section.applies(ctx) == bool(protocol.measurements)
+    return section.compute(ctx)
+
+
+def test_intersection_union_makes_one_joint_decision(tmp_path: Path) -> None:
+    protocol = _protocol(MEASUREMENTS + '[analysis]\nmultiplicity = "intersection-union"\n')
+    measured = simulate_measurements(protocol, 20, np.random.default_rng(4), reader_sd=0.1)
+    result = _section(protocol, measured, tmp_path)
+    assert len(result.decisions) == 1 and "jointly" in result.decisions[0].sentence
+    assert "intersection-union" in result.decisions[0].sentence
+    rows = result.tables["measurement_agreement"]
+    pooled = rows[rows["reader"] == "all readers"]
+    assert list(pooled["p_adjusted"]) == list(pooled["mm_p_tost"])  # no adjustment under IUT
+
+
+def test_section_is_absent_without_measurements_and_noted_without_a_table(tmp_path: Path) -> None:
+    plain = _protocol()
+    ctx = ReportContext(protocol=plain, answers=pd.DataFrame(), truth=None, out_dir=tmp_path)
+    assert not MeasurementSection().applies(ctx)
+    with pytest.raises(AnalysisError, match="no measurement table"):
+        _section(_protocol(MEASUREMENTS), None, tmp_path)
+
+
+def test_missing_and_undeclared_measurements_are_noted(tmp_path: Path) -> None:
+    protocol = _protocol(MEASUREMENTS)
+    measured = simulate_measurements(protocol, 12, np.random.default_rng(4))
+    measured = measured[measured["measurement"] != "cartilage"]
+    extra = measured.assign(measurement="adc")
+    result = _section(protocol, pd.concat([measured, extra]), tmp_path)
+    assert "cartilage: no values in the measurement table" in result.notes
+    assert any("not in the protocol, left out: adc" in n for n in result.notes)
+
+
+def test_training_cases_are_left_out(tmp_path: Path) -> None:
+    protocol = _protocol(MEASUREMENTS).model_copy(update={"training_cases": ["case0001"]})
+    measured = simulate_measurements(protocol, 12, np.random.default_rng(4))
+    result = _section(protocol, measured, tmp_path)
+    assert result.data["comparisons"][0]["rows"][-1]["ba_n_cases"] == 11
+
+
+def test_protocol_measurement_rules_name_the_field() -> None:
+    from studies.errors import StudyError
+
+    bad_cnr = MEASUREMENTS.replace('kind = "snr"', 'kind = "cnr"')
+    with pytest.raises(StudyError, match=r"measurements\[0\]\.roi_b.*needs roi_b"):
+        _protocol(bad_cnr)
+    with pytest.raises(StudyError, match=r"margin must be positive"):
+        _protocol(MEASUREMENTS.replace("margin = 2.0", "margin = -1"))
+    with pytest.raises(StudyError, match="duplicate measurement id 'snr_muscle'"):
+        _protocol(MEASUREMENTS.replace('id = "cartilage"', 'id = "snr_muscle"'))
+
+
+def test_measurements_csv_is_read_and_checked(tmp_path: Path) -> None:
+    protocol = _protocol(MEASUREMENTS)
+    measured = simulate_measurements(protocol, 6, np.random.default_rng(4))
+    path = tmp_path / "measurements.csv"
+    measured.to_csv(path, index=False)
+    frame = measurements_from_csv(path)
+    assert frame["value"].to_numpy() == pytest.approx(measured["value"].to_numpy())
+    broken = measured.astype({"value": object})
+    broken.loc[4, "value"] = "n/a"
+    broken.to_csv(path, index=False)
+    with pytest.raises(AnalysisError, match=r"measurements.csv, line 6: column 'value'"):
+        measurements_from_csv(path)
+    measured.drop(columns="reader").to_csv(path, index=False)
+    with pytest.raises(AnalysisError, match="missing column"):
+        measurements_from_csv(path)
+
+
+def test_cli_report_reads_the_measurements_csv(tmp_path: Path) -> None:
+    from blindreader.cli import app
+
+    protocol_text = SMALL + MEASUREMENTS
+    if "roi" in get_args(QuestionType):
+        protocol_text = protocol_text.replace("[interchangeability]",
+                                              ROI_QUESTIONS + "[interchangeability]")  # fmt: skip
+    protocol = parse_protocol(protocol_text, "p.toml")
+    (tmp_path / "p.toml").write_text(protocol_text)
+    study = simulate_answers(protocol, 12, np.random.default_rng(3))
+    study.answers.to_csv(tmp_path / "answers.csv", index=False)
+    simulate_measurements(protocol, 12, np.random.default_rng(4)).to_csv(
+        tmp_path / "m.csv", index=False
+    )
+    done = CliRunner().invoke(app, [
+        "analyze", "report", "--answers", str(tmp_path / "answers.csv"), "--protocol",
+        str(tmp_path / "p.toml"), "--measurements", str(tmp_path / "m.csv"), "--out",
+        str(tmp_path / "out"), "--n-boot", "20",
+    ])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(results["measurements"]["comparisons"]) == 2
+    assert re.search(r"bland_altman_measurement_snr_muscle_dl_vs_conventional\.png",
+                     json.dumps(results["files"]))  # fmt: skip
