@@ -221,3 +221,65 @@ def test_cli_report_reads_the_measurements_csv(tmp_path: Path) -> None:
     assert len(results["measurements"]["comparisons"]) == 2
     assert re.search(r"bland_altman_measurement_snr_muscle_dl_vs_conventional\.png",
                      json.dumps(results["files"]))  # fmt: skip
+
+
+# ---- more than two arms: every analysis compares each new arm with the reference -------------
+
+
+def test_three_arms_every_analysis_has_every_arm_vs_the_reference(three_arm_report) -> None:
+    out, results, _ = three_arm_report
+    for model in ("fixed_readers", "random_readers"):
+        rows = results["interchangeability"][model]
+        assert {(r["new"], r["reference"]) for r in rows} == {
+            ("dl", "conventional"),
+            ("dl8", "conventional"),
+        }
+    for name in ("two_way", "ordinal"):
+        assert {r["new"] for r in results["image_quality"][name]} == {"dl", "dl8"}
+    mrmc = pd.read_csv(out / "mrmc.csv")
+    assert set(mrmc["new"]) == {"dl", "dl8"}
+    for arm in ("dl", "dl8"):
+        assert (out / f"forest_{arm}_vs_conventional.png").is_file()
+    page = (out / "report.html").read_text()
+    for arm in ("dl", "dl8"):
+        assert f"{arm} vs conventional: random readers (primary)" in page
+        assert f"Decisions per question, {arm} vs conventional" in page
+        assert f"Decisions, {arm} vs conventional (random readers and cases" in page
+
+
+def test_three_arms_holm_spans_every_arm_x_finding(three_arm_report) -> None:
+    from analysis.multiplicity import holm
+
+    _, results, _ = three_arm_report
+    rows = results["interchangeability"]["random_readers"]
+    assert len(rows) == 2 * 2  # two new arms x two findings
+    assert [r["p_adjusted"] for r in rows] == pytest.approx(holm([r["p_value"] for r in rows]))
+    claims = [d["claim"] for d in results["all_decisions"]
+              if d["section"] == "interchangeability"]  # fmt: skip
+    assert sorted(claims) == sorted(
+        f"{arm} interchangeable with conventional: {f}" for arm in ("dl", "dl8")
+        for f in ("acl", "mcl")
+    )  # fmt: skip
+    two_way = results["image_quality"]["two_way"]
+    assert [r["p_adjusted"] for r in two_way] == pytest.approx(
+        holm([r["p_value"] for r in two_way])
+    )
+    iq = [d["claim"] for d in results["all_decisions"] if d["section"] == "image_quality"]
+    assert sorted(iq) == [
+        "image quality: quality_overall (dl)",
+        "image quality: quality_overall (dl8)",
+    ]
+
+
+def test_three_arms_intersection_union_is_one_joint_claim_over_every_arm(tmp_path: Path) -> None:
+    protocol = _protocol('[analysis]\nmultiplicity = "intersection-union"\n', arms=THIRD_ARM)
+    study = simulate_answers(protocol, 20, np.random.default_rng(3))
+    results = build_report(study.answers, protocol, None, tmp_path, n_boot=20)
+    ic = [d for d in results["all_decisions"] if d["section"] == "interchangeability"]
+    assert len(ic) == 1
+    assert "All 4 arm x finding comparisons jointly" in ic[0]["sentence"]
+    assert "every new arm (dl, dl8)" in ic[0]["sentence"]
+    rows = results["interchangeability"]["random_readers"]
+    assert all(r["p_adjusted"] == r["p_value"] for r in rows)
+    iq = [d for d in results["all_decisions"] if d["section"] == "image_quality"]
+    assert len(iq) == 1 and "all 2 arm x question comparisons jointly" in iq[0]["sentence"]

@@ -161,6 +161,8 @@ class AccuracySection(Section):
         sentences = []
         for row, rejected in zip(rrrc.to_dict(orient="records"), outcome.rejected, strict=True):
             label = f"{ctx.finding_label(row['finding'])}, {row['fom']}"
+            if rrrc["new"].nunique() > 1:
+                label += f" ({row['new']})"
             detail = (
                 f"{row['new']} {fmt(row['fom_new'])} vs {row['reference']} "
                 f"{fmt(row['fom_reference'])}, difference {fmt(row['difference'])} (95% CI "
@@ -170,8 +172,22 @@ class AccuracySection(Section):
             )  # fmt: skip
             verdict = "differs" if rejected else "no difference shown"
             sentences.append(f"{label}: {verdict} ({detail}).")
-        result.heading("Decisions (random readers and cases)")
-        result.bullets(sentences)
+        news = list(dict.fromkeys(str(n) for n in rrrc["new"]))
+        if len(news) == 1:
+            result.heading("Decisions (random readers and cases)")
+            result.bullets(sentences)
+        else:
+            span = (
+                "Holm across arms x findings x figures of merit"
+                if family == "holm"
+                else "intersection-union"
+            )
+            for new in news:
+                result.heading(
+                    f"Decisions, {new} vs {rrrc['reference'].iloc[0]} (random readers and "
+                    f"cases; {span})"
+                )
+                result.bullets([s for s, n in zip(sentences, rrrc["new"], strict=True) if n == new])
         if family != "holm":
             text = (
                 f"Accuracy, all {len(rrrc)} findings and figures of merit jointly: "
@@ -184,7 +200,9 @@ class AccuracySection(Section):
             return
         differing = [s for s, r in zip(sentences, outcome.rejected, strict=True) if r]
         text = (
-            f"Accuracy (random readers and cases, Holm across {len(rrrc)} findings x figures of "
+            f"Accuracy (random readers and cases, Holm across {len(rrrc)} "
+            + ("arms x " if len(news) > 1 else "")
+            + "findings x figures of "
             f"merit): {len(differing)} {'shows' if len(differing) == 1 else 'show'} a difference "
             "between the arms"
             + (": " + "; ".join(s.split(":")[0] for s in differing) if differing else "")

@@ -222,6 +222,7 @@ class ImageQualitySection(Section):
         outcome = decide([r["p_value"] for r in rows], family, ALPHA)
         for row, adjusted in zip(rows, outcome.adjusted, strict=True):
             row["p_adjusted"] = adjusted
+        multi = len({str(r["new"]) for r in rows}) > 1
         sentences = []
         for row, rejected in zip(rows, outcome.rejected, strict=True):
             label = ctx.question_label(str(row["question"]))
@@ -246,25 +247,34 @@ class ImageQualitySection(Section):
                 )
             sentences.append(text)
             if family == "holm":
-                result.decisions.append(
-                    Decision(self.key, f"image quality: {row['question']}", text, rejected, family)
-                )
+                claim = f"image quality: {row['question']}" + (f" ({row['new']})" if multi else "")
+                result.decisions.append(Decision(self.key, claim, text, rejected, family))
         if family != "holm":
             signs = {row["log_odds_ratio"] > 0 for row in rows}
             joint = bool(outcome.joint) and len(signs) == 1
             direction = "higher" if signs == {True} else "lower"
+            members = (
+                f"{len(rows)} arm x question comparisons" if multi else f"{len(rows)} questions"
+            )
+            who = "every new arm" if multi else "the new arm"
             text = (
-                f"Image quality, all {len(rows)} questions jointly: the new arm scored {direction} "
-                "on every question (intersection-union test)."
+                f"Image quality, all {members} jointly: {who} scored {direction} on every "
+                "question (intersection-union test)."
                 if joint
-                else f"Image quality, all {len(rows)} questions jointly: a difference in the same "
+                else f"Image quality, all {members} jointly: a difference in the same "
                 "direction on every question is not shown (intersection-union test)."
             )
             result.decisions.append(Decision(self.key, "image quality: all questions", text,
                                              joint, family))  # fmt: skip
             result.callout(text)
-        result.heading("Decisions per question")
-        result.bullets(sentences)
+        if not multi:
+            result.heading("Decisions per question")
+            result.bullets(sentences)
+            return
+        span = "Holm across arms x questions" if family == "holm" else "intersection-union"
+        for new in dict.fromkeys(str(r["new"]) for r in rows):
+            result.heading(f"Decisions per question, {new} vs {rows[0]['reference']} ({span})")
+            result.bullets([t for t, r in zip(sentences, rows, strict=True) if r["new"] == new])
 
     def _preferences(self, ctx: ReportContext, result: SectionResult) -> None:
         from analysis.image_quality import preference_by_reader

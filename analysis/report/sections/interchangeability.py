@@ -110,18 +110,25 @@ def decision_sentence(
 
 
 def joint_sentence(
-    outcome: FamilyDecision, labels: list[str], new: str, reference: str, who: str
+    outcome: FamilyDecision,
+    labels: list[str],
+    new: str,
+    reference: str,
+    who: str,
+    *,
+    what: str = "findings",
 ) -> str:
-    """The intersection-union claim over every finding, in words."""
+    """The intersection-union claim over every finding (``what``: how the members are called,
+    e.g. "arm x finding comparisons" with several new arms), in words."""
     failed = [label for label, ok in zip(labels, outcome.rejected, strict=True) if not ok]
     if outcome.joint:
         return (
-            f"All {len(labels)} findings jointly: {new} is interchangeable with {reference} for "
+            f"All {len(labels)} {what} jointly: {new} is interchangeable with {reference} for "
             f"{who} (every finding's upper bound is below its margin; intersection-union test)."
         )
     return (
-        f"All {len(labels)} findings jointly: interchangeability of {new} with {reference} is not "
-        f"shown for {who} ({len(failed)} of {len(labels)} findings do not pass: "
+        f"All {len(labels)} {what} jointly: interchangeability of {new} with {reference} is not "
+        f"shown for {who} ({len(failed)} of {len(labels)} do not pass: "
         f"{', '.join(failed)}; intersection-union test)."
     )
 
@@ -155,7 +162,8 @@ class InterchangeabilitySection(Section):
             "fixed_readers": [],
             "random_readers": [],
         }
-        all_rows: list[dict[str, Any]] = []
+        # every comparison first, so that the family spans all arm x finding hypotheses
+        computed: list[tuple[str, str, dict[str, list[InterchangeabilityResult]]]] = []
         for reference, new in ctx.comparisons:
             part = reads[reads["arm"].isin([reference, new])]
             by_model, errors = interchangeability_by_finding_models(
@@ -174,31 +182,51 @@ class InterchangeabilitySection(Section):
                     f"{MODEL_WORDS[model]} interchangeability, {new} vs {reference}, not "
                     f"computed: {message}"
                 )
-            primary_model = primary if primary in by_model else secondary
-            if primary_model != primary:
-                result.callout(
-                    f"The pre-specified primary analysis ({MODEL_WORDS[primary]}) could not be "
-                    f"computed; the {MODEL_WORDS[primary_model]} analysis is shown in its place "
-                    "and does not support a claim about other readers."
-                )
-            rows_by_model: dict[str, list[dict[str, Any]]] = {}
-            for model, results in by_model.items():
-                rows, outcome = family_rows(results, family)
-                for row in rows:
-                    row["role"] = "primary" if model == primary_model else "secondary"
-                rows_by_model[model] = rows
-                result.data[f"{model}_readers"] += rows
-                all_rows += rows
-                labels = [ctx.finding_label(r["finding"]) for r in rows]
-                if model == primary_model:
-                    self._decisions(result, rows, outcome, labels, model, family, new, reference)
-            self._figure(ctx, result, rows_by_model, primary_model, reference, new, ic.margin)
+            computed.append((reference, new, by_model))
+        primary_model = primary if all(primary in m for _, _, m in computed) else secondary
+        if primary_model != primary:
+            result.callout(
+                f"The pre-specified primary analysis ({MODEL_WORDS[primary]}) could not be "
+                f"computed for every arm; the {MODEL_WORDS[primary_model]} analysis is shown in "
+                "its place and does not support a claim about other readers."
+            )
+        multi = len(computed) > 1
+        rows_of: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        all_rows: list[dict[str, Any]] = []
+        for model in ("fixed", "random"):
+            members = [(r, n, m[model]) for r, n, m in computed if model in m]
+            if not members:
+                continue
+            flat = [res for _, _, results in members for res in results]
+            rows, outcome = family_rows(flat, family)
+            role = "primary" if model == primary_model else "secondary"
+            start = 0
+            for reference, new, results in members:
+                mine = rows[start : start + len(results)]
+                start += len(results)
+                for row in mine:
+                    row["role"] = role
+                rows_of[(reference, new, model)] = mine
+            result.data[f"{model}_readers"] += rows
+            all_rows += rows
+            if model == primary_model:
+                labels = [
+                    ctx.finding_label(r["finding"]) + (f" ({r['new']})" if multi else "")
+                    for r in rows
+                ]
+                self._decisions(result, rows, outcome, labels, model, family, ctx)
+        for reference, new, _ in computed:
+            by_model_rows = {m: rows_of[(reference, new, m)] for m in ("fixed", "random")
+                             if (reference, new, m) in rows_of}  # fmt: skip
+            if multi:
+                result.heading(f"{new} vs {reference}")
+            self._figure(ctx, result, by_model_rows, primary_model, reference, new, ic.margin)
             for model in (primary_model, secondary):
-                if model not in rows_by_model:
+                if model not in by_model_rows:
                     continue
                 role = "primary" if model == primary_model else "secondary"
                 result.heading(f"{new} vs {reference}: {MODEL_WORDS[model]} ({role})")
-                result.table(pd.DataFrame(rows_by_model[model]), TABLE_COLUMNS)
+                result.table(pd.DataFrame(by_model_rows[model]), TABLE_COLUMNS)
         frame = pd.DataFrame(all_rows)
         result.tables["interchangeability"] = frame
         result.paragraph(
@@ -224,38 +252,48 @@ class InterchangeabilitySection(Section):
         labels: list[str],
         model: str,
         family: str,
-        new: str,
-        reference: str,
+        ctx: ReportContext,
     ) -> None:
+        """The primary analysis's decisions: the family spans every new arm x finding."""
         sentences = [
             decision_sentence(row, label, model, family)
             for row, label in zip(rows, labels, strict=True)
         ]
+        news = list(dict.fromkeys(str(r["new"]) for r in rows))
+        reference = str(rows[0]["reference"]) if rows else ctx.protocol.reference_arm.code
+        span = "findings" if len(news) == 1 else f"{len(news)} new arms x findings"
         if family == "holm":
             for row, sentence in zip(rows, sentences, strict=True):
                 result.decisions.append(
                     Decision(
                         section=self.key,
-                        claim=f"{new} interchangeable with {reference}: {row['finding']}",
+                        claim=f"{row['new']} interchangeable with {reference}: {row['finding']}",
                         sentence=sentence,
                         passed=bool(row["claimed"]),
                         family=family,
                     )
                 )
-            result.heading(f"Decisions, {new} vs {reference} (primary, Holm across findings)")
+            result.heading(
+                f"Decisions, {', '.join(news)} vs {reference} (primary, Holm across {span})"
+            )
             result.bullets(sentences)
             return
-        joint = joint_sentence(outcome, labels, new, reference, MODEL_WORDS[model])
+        new_text = news[0] if len(news) == 1 else "every new arm (" + ", ".join(news) + ")"
+        what = "findings" if len(news) == 1 else "arm x finding comparisons"
+        joint = joint_sentence(outcome, labels, new_text, reference, MODEL_WORDS[model], what=what)
         result.decisions.append(
             Decision(
                 section=self.key,
-                claim=f"{new} interchangeable with {reference}: all findings",
+                claim=f"{', '.join(news)} interchangeable with {reference}: all findings",
                 sentence=joint,
                 passed=bool(outcome.joint),
                 family=family,
             )
         )
-        result.heading(f"Decision, {new} vs {reference} (primary, intersection-union)")
+        result.heading(
+            f"Decision, {', '.join(news)} vs {reference} (primary, intersection-union across "
+            f"{span})"
+        )
         result.callout(joint)
         result.paragraph(
             "Per finding (each at the unadjusted level; under the intersection-union family they "
@@ -309,10 +347,14 @@ def _methods(ctx: ReportContext) -> str:
     assert ic is not None
     settings = ctx.settings
     primary = MODEL_WORDS[settings.primary_readers]
+    several = len(ctx.comparisons) > 1
     family = (
         "Holm-adjusted across findings"
+        + (" and new arms (every arm x finding comparison is one member)" if several else "")
         if settings.multiplicity == "holm"
-        else "combined by the intersection-union principle (every finding must pass)"
+        else "combined by the intersection-union principle (every finding"
+        + (" of every new arm" if several else "")
+        + " must pass)"
     )
     return (
         "Interchangeability was assessed per finding with the excess-disagreement statistic of "
