@@ -23,7 +23,17 @@ from studies.clock import Clock, system_clock
 #: A file that marks a folder as made by the demo, so a re-run may clear it.
 MARKER = ".blindreader-demo"
 #: The study arm each reconstruction method stands for (zero-filled only without the demo model).
-ARM_OF_METHOD = {"rss": "conventional", "varnet": "dl", "zero-filled": "dl"}
+ARM_OF_METHOD = {"rss": "conventional", "varnet": "dl", "zero-filled": "dl", "cg-sense": "cgsense"}
+#: The third arm of ``blindreader demo --arms 3``: the classical accelerated reconstruction.
+THIRD_ARM = """
+[[arms]]
+code = "cgsense"
+description = "CG-SENSE (conjugate-gradient SENSE) from 4x undersampled k-space"
+"""
+THREE_ARM_TITLE = (
+    'title = "blindreader demo (SIMULATED): DL and CG-SENSE reconstructions at 4x vs fully '
+    'sampled RSS"'
+)
 READER_ERROR_RATES = (0.06, 0.10, 0.14)
 
 Report = Callable[[str], None]
@@ -38,6 +48,7 @@ class DemoSettings:
     n_coils: int = 8
     noise_std: float = 0.002
     seed: int = 20261121
+    n_arms: int = 2  # 3 adds CG-SENSE at 4x (the classical accelerated method) as a third arm
 
 
 @dataclass
@@ -100,8 +111,9 @@ def simulate_cases(out: Path, settings: DemoSettings, report: Report) -> dict[st
     return truth
 
 
-def reconstruct_arms(out: Path, report: Report) -> list[dict[str, Any]]:
-    """Reconstruct every case for both arms; the AI arm uses the bundled demo VarNet."""
+def reconstruct_arms(out: Path, report: Report, n_arms: int = 2) -> list[dict[str, Any]]:
+    """Reconstruct every case for every arm; the AI arm uses the bundled demo VarNet, the third
+    arm (``n_arms = 3``) CG-SENSE on the same 4x mask."""
     from blindreader.progress import progress_bar
     from recon_backend.pipeline import default_model_path, run_recon
 
@@ -113,11 +125,30 @@ def reconstruct_arms(out: Path, report: Report) -> list[dict[str, Any]]:
         entries += run_recon(
             inputs, recon_dir, ai_method, accel=4, center_fraction=0.08, progress=progress
         )
-    report(
-        f"reconstructed {len(inputs)} cases: rss (fully sampled) and {ai_method} (4x) "
-        f"in {recon_dir}"
-    )
+        if n_arms == 3:
+            entries += run_recon(
+                inputs, recon_dir, "cg-sense", accel=4, center_fraction=0.08, progress=progress
+            )
+    methods = f"{ai_method} (4x)" + (" and cg-sense (4x)" if n_arms == 3 else "")
+    report(f"reconstructed {len(inputs)} cases: rss (fully sampled), {methods} in {recon_dir}")
     return entries
+
+
+def demo_protocol(n_arms: int = 2) -> str:
+    """The demo protocol's text; with three arms, CG-SENSE at 4x joins as a third arm."""
+    from studies.errors import StudyError
+
+    text = resources.files("blindreader.demo").joinpath("protocol.toml").read_text()
+    if n_arms == 2:
+        return text
+    if n_arms != 3:
+        raise StudyError(f"--arms: the demo has 2 or 3 arms, got {n_arms}")
+    lines = text.splitlines(keepends=True)
+    title = next(i for i, line in enumerate(lines) if line.startswith("title = "))
+    lines[title] = THREE_ARM_TITLE + "\n"
+    readers = next(i for i, line in enumerate(lines) if line.strip() == "[[readers]]")
+    lines.insert(readers, THIRD_ARM.lstrip("\n") + "\n")
+    return "".join(lines)
 
 
 def write_cases_csv(
@@ -269,13 +300,15 @@ def run_demo(
     result = DemoResult(out=out)
     truth = simulate_cases(out, settings, report)
     result.kspace_files = sorted((out / "kspace").glob("*.h5"))
-    entries = reconstruct_arms(out, report)
+    if settings.n_arms not in (2, 3):
+        from studies.errors import StudyError
+
+        raise StudyError(f"--arms: the demo has 2 or 3 arms, got {settings.n_arms}")
+    entries = reconstruct_arms(out, report, settings.n_arms)
     result.ai_method = str(entries[-1]["method"])
     result.cases_csv = write_cases_csv(out, entries, truth)
     protocol_path = out / "protocol.toml"
-    protocol_path.write_text(
-        resources.files("blindreader.demo").joinpath("protocol.toml").read_text()
-    )
+    protocol_path.write_text(demo_protocol(settings.n_arms))
     result.db = out / "study.sqlite"
     with progress_bar() as progress:
         create_study(protocol_path, result.cases_csv, result.db, progress=progress, clock=clock)
