@@ -322,7 +322,7 @@ def _methods(ctx: ReportContext, family: str) -> str:
         "themselves as the two-way random, absolute-agreement, single-measure ICC(A,1) "
         "(McGraw and Wong 1996) with its F-based CI, per reader and over all (case, reader) "
         "pairs. The mean difference was estimated by a linear mixed model with crossed "
-        "random case and reader effects (REML, statsmodels MixedLM) and tested for "
+        "random case and reader effects (REML, every measured pair) and tested for "
         "equivalence against the protocol's margin by two one-sided t tests (Schuirmann "
         f"1987) at the 5% level, {family_words}."
     )
