@@ -3,6 +3,7 @@
 Script mode (prints markdown tables)::
 
     .venv/bin/python benchmarks/bench_measurement_agreement.py [--studies 4000] [--boot 1000]
+        [--mixed 20]
 
 For each design (cases N, readers J, SDs of the case, reader and residual components of the
 differences) it simulates ``d[i, j] = bias + a_i + b_j + e_ij`` and reports
@@ -44,6 +45,7 @@ from analysis.measurement_agreement import (  # noqa: E402
     tost,
     variance_components,
 )
+from tests.analysis.test_measurement_agreement import statsmodels_mixedlm  # noqa: E402
 
 #: (N, J, sd_case, sd_reader, sd_error)
 DESIGNS = [
@@ -123,17 +125,7 @@ def tost_rates(studies: int) -> list[dict[str, Any]]:
 
 
 def _statsmodels_fit(d: Any, cases: Any, readers: Any) -> tuple[float, float] | None:
-    import warnings
-
-    from statsmodels.regression.mixed_linear_model import MixedLM
-
-    frame = pd.DataFrame({"d": d, "case": cases, "reader": readers, "all": 1})
-    vc = {"case": "0 + C(case)", "reader": "0 + C(reader)"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = MixedLM.from_formula("d ~ 1", groups="all", vc_formula=vc, re_formula="0",
-                                     data=frame)  # fmt: skip
-        fit = model.fit(reml=True, method=["lbfgs", "powell"])
+    fit = statsmodels_mixedlm(d, cases, readers)
     if not fit.converged:
         return None
     return float(fit.fe_params.iloc[0]), float(fit.bse_fe.iloc[0])
@@ -218,13 +210,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=4000)
     parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--mixed", type=int, default=20, help="studies for the REML fits")
     args = parser.parse_args()
     print(f"## Bland-Altman coverage ({args.studies} studies, bias {BIAS}; two-way bootstrap "
           f"with {args.boot} resamples)\n")  # fmt: skip
     print(_table(coverage(args.studies, args.boot)))
     print(f"\n## TOST, pooled (Satterthwaite t; {args.studies} studies per cell)\n")
     print(_table(tost_rates(args.studies)))
-    n_mixed = max(args.studies // 40, 20)
+    n_mixed = args.mixed
     print(f"\n## REML fits against the moments, balanced data ({n_mixed} studies)\n")
     print(_table(mixedlm_check(n_mixed)))
     print("\n## Time of one compare_measurement\n")
