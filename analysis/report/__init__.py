@@ -257,18 +257,29 @@ def _summary(
             )
     else:
         primary = "The protocol has no interchangeability question: image quality is primary."
+    arms = len(ctx.comparisons)
     if settings.multiplicity == "holm":
         family = (
             "Multiplicity (pre-specified): each finding on its own; p-values are Holm-adjusted "
             "across the findings (and across the questions of image quality, and the findings "
             "and figures of merit of accuracy), and every decision below uses the adjusted value."
         )
+        if arms > 1:
+            family += (
+                f" With {arms} new arms each compared with the reference, every family spans "
+                "all arms: one member per arm and finding (question, measurement)."
+            )
     else:
         family = (
             "Multiplicity (pre-specified): intersection-union: the claim is joint, every finding "
             "(every question, every figure of merit) must pass at the unadjusted level for it "
             "to hold; no single finding is claimed on its own."
         )
+        if arms > 1:
+            family += (
+                f" With {arms} new arms, the joint claim is that every new arm passes on every "
+                "finding (question, measurement)."
+            )
     decisions = [d for section in sections for d in section.decisions]
     return {
         "primary": primary,
