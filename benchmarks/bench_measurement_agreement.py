@@ -147,7 +147,7 @@ def mixedlm_check(studies: int) -> list[dict[str, Any]]:
                 vc = variance_components(d)
                 start = time.perf_counter()
                 if name.startswith("reml"):
-                    ours = reml_crossed(d.ravel(), [cases, readers])
+                    ours = reml_crossed(d.ravel(), cases, readers)
                     fit = (ours.estimate, ours.se) if ours.converged else None
                 else:
                     fit = _statsmodels_fit(d.ravel(), cases, readers)

@@ -249,7 +249,7 @@ def test_reml_equals_the_moments_on_balanced_data() -> None:
     assert vc.var_case > 0 and vc.var_reader > 0  # REML = ANOVA while both are positive
     cases = np.repeat(np.arange(n), j).astype(str)
     readers = np.tile(np.arange(j), n).astype(str)
-    fit = reml_crossed(d.ravel(), [cases, readers])
+    fit = reml_crossed(d.ravel(), cases, readers)
     assert fit.converged
     assert fit.estimate == pytest.approx(vc.mean, abs=1e-10)
     assert fit.se == pytest.approx(math.sqrt(vc.var_mean), rel=1e-4)
@@ -267,7 +267,7 @@ def test_reml_matchesstatsmodels_mixedlm_on_unbalanced_data(seed: int) -> None:
     readers = np.tile(np.arange(j), n).astype(str)
     keep = rng.random(n * j) > 0.2  # a fifth of the cells missing
     y, c, r = d.ravel()[keep], cases[keep], readers[keep]
-    ours = reml_crossed(y, [c, r])
+    ours = reml_crossed(y, c, r)
     theirs = statsmodels_mixedlm(y, c, r)
     assert theirs.converged
     # the same REML optimum: variance components and the GLS estimate
@@ -366,3 +366,15 @@ def test_bad_inputs_are_named() -> None:
         variance_components(np.ones((1, 3)))
     with pytest.raises(AnalysisError, match="do not vary"):
         variance_components(np.ones((5, 3)))
+
+
+def test_reml_with_one_reader_is_the_mean_and_its_standard_error() -> None:
+    rng = np.random.default_rng(6)
+    y = rng.normal(1.0, 2.0, size=20)
+    cases = np.array([f"c{i}" for i in range(20)])
+    fit = reml_crossed(y, cases, np.array(["R1"] * 20))
+    assert fit.estimate == pytest.approx(y.mean())
+    assert fit.se == pytest.approx(np.std(y, ddof=1) / math.sqrt(20), rel=1e-6)
+    assert fit.var_reader == 0.0
+    with pytest.raises(AnalysisError, match="at least 3"):
+        reml_crossed(y[:2], cases[:2], np.array(["R1", "R2"]))
