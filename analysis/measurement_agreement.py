@@ -539,7 +539,8 @@ def mixed_model_difference(
         ``case, reader, difference``: one row per case and reader with both arms measured
         (need not be balanced).
     margin : float
-        The equivalence margin (absolute, in the measurement's units).
+        The equivalence margin (absolute, in the measurement's units); ``inf`` when the
+        protocol declares none (the p-values are then NaN).
     df : float, optional
         Degrees of freedom of the t reference (the Satterthwaite df of the balanced table's
         mean); by default ``min(cases, readers) - 1`` with two or more readers, ``N - 1`` with one.
@@ -569,7 +570,10 @@ def mixed_model_difference(
         )
     q = 1.0 - (1.0 - level) / 2.0
     t = float(stats.t.ppf(q, df))
-    p_lower, p_upper, p_tost = tost(estimate, se, df, margin)
+    if math.isfinite(margin):
+        p_lower, p_upper, p_tost = tost(estimate, se, df, margin)
+    else:  # no margin declared: the difference and its CI, no test
+        p_lower = p_upper = p_tost = math.nan
     return Equivalence(
         estimate, se, df, estimate - t * se, estimate + t * se, margin, p_lower, p_upper, p_tost,
         method, n_pairs, n_cases, n_readers,
@@ -687,7 +691,8 @@ def compare_measurement(
     reference, new : str
         Arm codes.
     margin : float
-        Equivalence margin; with ``relative`` a fraction of the reference arm's mean.
+        Equivalence margin; with ``relative`` a fraction of the reference arm's mean; ``inf``
+        for none (no equivalence test).
     """
     pairs = paired_table(frame, measurement, reference, new)
     if pairs.empty:

@@ -246,7 +246,7 @@ def read_headless(
 
 def analyse(out: Path, db: Path, settings: DemoSettings) -> Path:
     """The analysis report of the demo study, marked as simulated."""
-    from analysis.report import build_report
+    from analysis.report import build_report, measurements_from_db
     from studies.export import answers_frame, truth_frame
     from studies.store import Store
 
@@ -263,6 +263,7 @@ def analyse(out: Path, db: Path, settings: DemoSettings) -> Path:
         n_boot=2000,
         seed=settings.seed,
         simulated_note=SIMULATED_NOTE,
+        measurements=measurements_from_db(db),  # None until the protocol has [[measurements]]
     )
     return report_dir
 

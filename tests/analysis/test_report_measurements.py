@@ -283,3 +283,24 @@ def test_three_arms_intersection_union_is_one_joint_claim_over_every_arm(tmp_pat
     assert all(r["p_adjusted"] == r["p_value"] for r in rows)
     iq = [d for d in results["all_decisions"] if d["section"] == "image_quality"]
     assert len(iq) == 1 and "all 2 arm x question comparisons jointly" in iq[0]["sentence"]
+
+
+def test_a_measurement_without_margin_is_described_not_decided(tmp_path: Path) -> None:
+    protocol = _protocol(MEASUREMENTS.replace("margin = 2.0\n", ""))
+    measured = simulate_measurements(protocol, 12, np.random.default_rng(4))
+    result = _section(protocol, measured, tmp_path)
+    assert [d.claim for d in result.decisions] == ["dl equivalent to conventional: cartilage"]
+    rows = result.tables["measurement_agreement"]
+    snr = rows[rows["measurement"] == "snr_muscle"]
+    assert snr["mm_p_tost"].isna().all() and snr["p_adjusted"].isna().all()
+    assert snr["ba_bias"].notna().all()
+
+
+def test_cli_refuses_measurements_with_db(tmp_path: Path) -> None:
+    from blindreader.cli import app
+
+    done = CliRunner().invoke(app, ["analyze", "report", "--db", str(tmp_path / "s.sqlite"),
+                                    "--measurements", str(tmp_path / "m.csv"), "--out",
+                                    str(tmp_path / "out")])  # fmt: skip
+    assert isinstance(done.exception, AnalysisError)
+    assert "--measurements go with --answers" in str(done.exception)
