@@ -457,11 +457,13 @@ def reml_crossed(y: FloatArray, cases: npt.NDArray[Any], readers: npt.NDArray[An
     The REML likelihood is profiled over the residual variance and evaluated in the dimension
     of the random effects (Woodbury), where the case block of ``Z'Z`` is diagonal: with the
     Schur complement on the reader block one evaluation costs O(N J^2 + J^3), microseconds for
-    a 170-case, 6-reader table. (statsmodels' ``MixedLM`` with crossed ``vc_formula`` took 0.3
+    a 170-case, 6-reader table. (statsmodels' ``MixedLM`` with crossed ``vc_formula`` took 0.05
     to 50 s per fit on such tables, benchmarks/bench_measurement_agreement.py; the tests check
     this fit against it and against the ANOVA estimates on balanced data.) The two variance
-    ratios are optimised within [0, 1e8] by L-BFGS-B from several starts; a factor with one
-    level (one reader) has no variance of its own.
+    ratios are optimised as squares (so that zero, a component on the boundary, is reached)
+    by Nelder-Mead from several starts (scipy's L-BFGS-B cost 2 ms per step here and TNC
+    stopped short of the optimum); a factor with one level (one reader) has no variance of
+    its own.
 
     Parameters
     ----------
@@ -511,15 +513,17 @@ def reml_crossed(y: FloatArray, cases: npt.NDArray[Any], readers: npt.NDArray[An
         return logdet if sign > 0 else math.inf, xhx, max(rhr, 1e-300), beta
 
     def objective(theta: FloatArray) -> float:
-        logdet, xhx, rhr, _ = parts(theta)
+        logdet, xhx, rhr, _ = parts(theta * theta)
         return (n - 1) * math.log(rhr / (n - 1)) + logdet + math.log(xhx)
 
     k = sum(free)
     best, best_value, converged = np.zeros(k), objective(np.zeros(k)), True
-    for start in (0.1, 1.0, 10.0) if k else ():
-        fit = minimize(objective, np.full(k, start), method="L-BFGS-B", bounds=[(0.0, 1e8)] * k)
+    for start in (0.3, 1.0, 3.0) if k else ():
+        fit = minimize(objective, np.full(k, start), method="Nelder-Mead",
+                       options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 4000})  # fmt: skip
         if fit.fun < best_value:
-            best, best_value, converged = np.asarray(fit.x), float(fit.fun), bool(fit.success)
+            best, best_value, converged = np.abs(fit.x), float(fit.fun), bool(fit.success)
+    best = best * best
     _, xhx, rhr, beta = parts(best)
     s_e = rhr / (n - 1)
     ratios = np.zeros(2)
