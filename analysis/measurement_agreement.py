@@ -457,9 +457,10 @@ def reml_crossed(y: FloatArray, cases: npt.NDArray[Any], readers: npt.NDArray[An
     The REML likelihood is profiled over the residual variance and evaluated in the dimension
     of the random effects (Woodbury), where the case block of ``Z'Z`` is diagonal: with the
     Schur complement on the reader block one evaluation costs O(N J^2 + J^3), microseconds for
-    a 170-case, 6-reader table. (statsmodels' ``MixedLM`` with crossed ``vc_formula`` took 0.05
-    to 50 s per fit on such tables, benchmarks/bench_measurement_agreement.py; the tests check
-    this fit against it and against the ANOVA estimates on balanced data.) The two variance
+    a 170-case, 6-reader table. (statsmodels' ``MixedLM`` with crossed ``vc_formula`` took 5 s
+    and 50 s on two such tables, 44 times ours on the first; see
+    benchmarks/bench_measurement_agreement.py. The tests check this fit against it and
+    against the ANOVA estimates on balanced data.) The two variance
     ratios are optimised as squares (so that zero, a component on the boundary, is reached)
     by Nelder-Mead from several starts (scipy's L-BFGS-B cost 2 ms per step here and TNC
     stopped short of the optimum); a factor with one level (one reader) has no variance of
