@@ -21,16 +21,19 @@ where the difference of one new case measured by one new reader falls.
 - The CI of the bias is ``t`` on Satterthwaite's degrees of freedom of
   ``Var(mean d) = s2_case/N + s2_reader/J + s2_error/(NJ)`` written as a combination of the
   mean squares. We do not bootstrap readers: with the 3-6 readers of a reader study a reader
-  bootstrap has a handful of distinct resamples, and the two-way (pigeonhole) bootstrap is
-  conservative (Owen 2007); the t interval's coverage is checked by simulation in
-  ``tests/analysis/test_measurement_agreement.py``.
+  bootstrap has a handful of distinct resamples, and the two-way (pigeonhole) bootstrap,
+  conservative as a variance estimate in large crossed samples (Owen 2007), gives percentile
+  intervals of the bias that cover only 82-92% with 3-6 readers
+  (benchmarks/bench_measurement_agreement.py); the t interval's coverage is checked by
+  simulation in ``tests/analysis/test_measurement_agreement.py``.
 - The CIs of the limits of agreement use MOVER (Zou 2013, who derived it for Bland-Altman
   limits with repeated measures): the bias's interval combined with the chi-square interval of
   the total SD on its Satterthwaite degrees of freedom.
 - The mixed model of the paired differences (``d ~ 1`` with case and reader as crossed random
   effects) is fitted by REML (:func:`reml_crossed`) on every complete pair, balanced or not;
-  its difference is tested for equivalence (TOST, Schuirmann 1987) with ``t`` on the
-  Satterthwaite degrees of freedom of the balanced table. The REML fit is our own, profiled
+  its difference is tested for equivalence (TOST, Schuirmann 1987) with ``t`` on
+  Satterthwaite's degrees of freedom from the REML covariance of the variance estimates (as
+  lmerTest does; on balanced data they equal the ANOVA ones). The REML fit is our own, profiled
   and in the dimension of the random effects, because ``statsmodels`` ``MixedLM`` with
   crossed variance components (``vc_formula``) took 50 s for a 170-case, 6-reader table and
   its first optimiser often stops without converging; the tests check ours against MixedLM's
@@ -449,6 +452,7 @@ class RemlFit:
     var_reader: float
     var_error: float
     converged: bool
+    df: float = math.nan  # Satterthwaite's df of the estimate (REML covariance of the variances)
 
 
 def reml_crossed(y: FloatArray, cases: npt.NDArray[Any], readers: npt.NDArray[Any]) -> RemlFit:
@@ -529,8 +533,63 @@ def reml_crossed(y: FloatArray, cases: npt.NDArray[Any], readers: npt.NDArray[An
     s_e = rhr / (n - 1)
     ratios = np.zeros(2)
     ratios[np.array(free)] = best
-    return RemlFit(float(beta), math.sqrt(s_e / xhx), float(ratios[0] * s_e),
-                   float(ratios[1] * s_e), s_e, converged)  # fmt: skip
+    variances = np.array([ratios[0] * s_e, ratios[1] * s_e, s_e])
+
+    def minus_two_reml(v: FloatArray) -> float:
+        """-2 REML log-likelihood (up to a constant) at variances (case, reader, error)."""
+        logdet, xhx_v, rhr_v, _ = parts(v[np.array([*free, False])] / v[2])
+        return (n - 1) * math.log(v[2]) + logdet + math.log(xhx_v) + rhr_v / v[2]
+
+    def var_beta(v: FloatArray) -> float:
+        return float(v[2] / parts(v[np.array([*free, False])] / v[2])[1])
+
+    df = _satterthwaite_reml(minus_two_reml, var_beta, variances)
+    return RemlFit(float(beta), math.sqrt(s_e / xhx), float(variances[0]), float(variances[1]),
+                   s_e, converged, df)  # fmt: skip
+
+
+def _satterthwaite_reml(minus_two_reml: Any, var_beta: Any, variances: FloatArray) -> float:
+    """Satterthwaite's df of the intercept's variance, ``2 Var^2 / Var(Var-hat)``, with the
+    REML covariance of the variance estimates (twice the inverse Hessian of -2 log L) by
+    central differences; components estimated at zero stay fixed (as lmerTest does). NaN
+    where the Hessian is not positive definite."""
+    active = [i for i in range(3) if variances[i] > 1e-8 * variances[2]]
+    k = len(active)
+    steps = 1e-4 * variances[active]
+    hess = np.zeros((k, k))
+    grad = np.zeros(k)
+
+    def at(shift: dict[int, float]) -> FloatArray:
+        v = variances.copy()
+        for a, delta in shift.items():
+            v[active[a]] += delta
+        return v
+
+    f0 = minus_two_reml(variances)
+    for a in range(k):
+        ha = steps[a]
+        grad[a] = (var_beta(at({a: ha})) - var_beta(at({a: -ha}))) / (2 * ha)
+        for b in range(a, k):
+            hb = steps[b]
+            if a == b:
+                value = minus_two_reml(at({a: ha})) - 2 * f0 + minus_two_reml(at({a: -ha}))
+                value /= ha * ha
+            else:
+                value = (
+                    minus_two_reml(at({a: ha, b: hb}))
+                    - minus_two_reml(at({a: ha, b: -hb}))
+                    - minus_two_reml(at({a: -ha, b: hb}))
+                    + minus_two_reml(at({a: -ha, b: -hb}))
+                ) / (4 * ha * hb)
+            hess[a, b] = hess[b, a] = value
+    try:
+        cov = 2.0 * np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return math.nan
+    spread = float(grad @ cov @ grad)
+    if not spread > 0:
+        return math.nan
+    return 2.0 * var_beta(variances) ** 2 / spread
 
 
 def mixed_model_difference(
@@ -547,8 +606,9 @@ def mixed_model_difference(
         The equivalence margin (absolute, in the measurement's units); ``inf`` when the
         protocol declares none (the p-values are then NaN).
     df : float, optional
-        Degrees of freedom of the t reference (the Satterthwaite df of the balanced table's
-        mean); by default ``min(cases, readers) - 1`` with two or more readers, ``N - 1`` with one.
+        Degrees of freedom of the t reference; by default Satterthwaite's for the REML
+        estimate (:class:`RemlFit` ``df``; equal to the ANOVA one on balanced data, and
+        ``min(cases, readers) - 1`` where it cannot be computed), ``N - 1`` with one reader.
 
     Notes
     -----
@@ -562,17 +622,18 @@ def mixed_model_difference(
     d = pairs["difference"].to_numpy(dtype=float)
     if n_cases < 2:
         raise AnalysisError(f"the mixed model needs at least 2 cases, got {n_cases}")
-    if df is None:
-        df = float(min(n_cases, n_readers) - 1) if n_readers > 1 else float(n_cases - 1)
     if n_readers == 1:
         estimate, se = float(d.mean()), float(np.std(d, ddof=1) / math.sqrt(n_pairs))
         method = "paired t (one reader)"
+        df = float(n_cases - 1) if df is None else df
     else:
         fit = reml_crossed(d, cases.to_numpy(), readers.to_numpy())
         estimate, se = fit.estimate, fit.se
         method = "REML, case and reader random (crossed)" + (
             "" if fit.converged else "; the optimiser reported no convergence"
         )
+        if df is None:
+            df = fit.df if math.isfinite(fit.df) else float(min(n_cases, n_readers) - 1)
     q = 1.0 - (1.0 - level) / 2.0
     t = float(stats.t.ppf(q, df))
     if math.isfinite(margin):
@@ -724,8 +785,7 @@ def compare_measurement(
     vc = variance_components(complete.to_numpy())
     bland[POOLED] = bland_altman_from_components(vc)
     iccs[POOLED] = icc(pairs[["reference", "new"]].to_numpy())["ICC(A,1)"]
-    df = vc.df_mean if vc.n_readers > 1 else None
-    equivalence[POOLED] = mixed_model_difference(pairs, absolute, df=df)
+    equivalence[POOLED] = mixed_model_difference(pairs, absolute)
     units = frame.loc[frame["measurement"].astype(str) == measurement, "unit"] if "unit" in frame \
         else pd.Series(dtype=str)  # fmt: skip
     return MeasurementComparison(

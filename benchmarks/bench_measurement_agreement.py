@@ -220,7 +220,7 @@ def unbalanced(studies: int, missing: float = 0.15) -> list[dict[str, Any]]:
                                       "difference": d.ravel()[keep]})  # fmt: skip
                 table = pairs.pivot(index="case", columns="reader", values="difference")
                 vc = variance_components(table.dropna().to_numpy())
-                e = mixed_model_difference(pairs, margin, df=vc.df_mean)
+                e = mixed_model_difference(pairs, margin)
                 if count_cover:
                     covered += e.ci_low <= mu <= e.ci_high
                 else:

@@ -256,6 +256,8 @@ def test_reml_equals_the_moments_on_balanced_data() -> None:
     assert fit.var_case == pytest.approx(vc.var_case, rel=1e-3)
     assert fit.var_reader == pytest.approx(vc.var_reader, rel=1e-3)
     assert fit.var_error == pytest.approx(vc.var_error, rel=1e-4)
+    # Satterthwaite's df from the REML covariance of the variances = the ANOVA one
+    assert fit.df == pytest.approx(vc.df_mean, rel=1e-3)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -378,3 +380,17 @@ def test_reml_with_one_reader_is_the_mean_and_its_standard_error() -> None:
     assert fit.var_reader == 0.0
     with pytest.raises(AnalysisError, match="at least 3"):
         reml_crossed(y[:2], cases[:2], np.array(["R1", "R2"]))
+
+
+def test_reml_df_equals_the_anova_df_with_a_component_at_zero() -> None:
+    rng = np.random.default_rng(3)
+    n, j = 20, 3
+    d = rng.normal(size=(n, 1)) + rng.normal(size=(n, j))
+    d = d - d.mean(axis=0) + d.mean()  # equal reader means: MS_reader = 0 < MS_error
+    vc = variance_components(d)
+    assert vc.var_reader == 0.0
+    cases = np.repeat(np.arange(n), j).astype(str)
+    readers = np.tile(np.arange(j), n).astype(str)
+    fit = reml_crossed(d.ravel(), cases, readers)
+    assert fit.var_reader == pytest.approx(0.0, abs=1e-8)
+    assert fit.df == pytest.approx(vc.df_mean, rel=1e-3)
