@@ -144,6 +144,7 @@ class BlindedWrite:
     headers: tuple[Dataset, ...]
     volume: np.ndarray
     grey_levels: int
+    digests: tuple[str, ...]  # sha256 of each file, as written
 
 
 SourceInspector = Callable[[Path, Dataset], None]
@@ -573,6 +574,7 @@ def write_blinded_series(
     series_uid = new_uid()
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    digests: list[str] = []
     headers: list[Dataset] = []
     template = series_template(
         identity, series_uid=series_uid, shape=volume.shape[1:], window=window
@@ -587,8 +589,10 @@ def write_blinded_series(
             pixels=volume[index - 1],
         )
         target = out_dir / f"{index:04d}.dcm"
+        data = encoder.encode(ds)
+        digests.append(hashlib.sha256(data).hexdigest())
         try:
-            target.write_bytes(encoder.encode(ds))
+            target.write_bytes(data)
         except Exception as exc:
             raise StudyError(
                 f"{target}: cannot write the blinded copy ({_one_line(exc)})"
@@ -597,7 +601,7 @@ def write_blinded_series(
         ds.filename = str(target)
         written.append(target)
         headers.append(ds)
-    return BlindedWrite(tuple(written), tuple(headers), volume, grey_levels(volume))
+    return BlindedWrite(tuple(written), tuple(headers), volume, grey_levels(volume), tuple(digests))
 
 
 def grey_levels(volume: np.ndarray) -> int:

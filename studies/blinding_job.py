@@ -65,6 +65,7 @@ class BlindedResult:
     source_hits: tuple[Hit, ...]
     grey_levels: int
     features: dict[str, float]
+    digests: tuple[str, ...]  # sha256 of each written file
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -97,6 +98,7 @@ def blind_job(job: BlindingJob) -> BlindedResult:
         source_hits=tuple(hits),
         grey_levels=written.grey_levels,
         features=series_features(written.volume),
+        digests=written.digests,
     )
 
 

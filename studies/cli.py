@@ -283,13 +283,21 @@ def verify(
             help="A package folder, manifest.json or report results.json whose anchor to check.",
         ),
     ] = None,
+    skip_images: Annotated[
+        bool,
+        typer.Option(
+            "--skip-images",
+            help="Do not read the image files (their checksums are checked by default).",
+        ),
+    ] = False,
 ) -> None:
-    """Check the whole study record, the event chain and the answer history; name every change."""
+    """Check the whole study record, the event chain, the answer history and the blinded image
+    files; name every change."""
     from studies.store import Store
 
     anchors = _read_anchors(list(anchor or []))
     with Store.open(db, clock=command_clock(ctx), key_file=key) as store:
-        report = store.verify(anchors)
+        report = store.verify(anchors, images=not skip_images)
         for note in report.notes:
             typer.echo(f"note: {note}", err=True)
         if not report.ok:
@@ -310,8 +318,11 @@ def verify(
             (report.n_events, "event"),
             (report.n_revisions, "answer revision"),
             (record.n_anchors, "anchor"),
+            (report.n_image_files, "image file"),
         )
     )
+    if skip_images:
+        counts += "; image files not read (--skip-images)"
     typer.echo(f"{db}: intact ({counts}; checked {how})")
 
 

@@ -50,6 +50,7 @@ from studies.distinguishability import (
     event_payload,
 )
 from studies.errors import StudyError
+from studies.image_digests import file_digests
 from studies.leak_scan import (
     Leak,
     Term,
@@ -280,7 +281,12 @@ def _create(
         by_key = {r.key: r for r in results}
         job_of = {j.key: j for j in jobs}
         copies = {
-            key: SeriesCopy(job.identity.series_id, job.identity.series_id, len(job.files))
+            key: SeriesCopy(
+                job.identity.series_id,
+                job.identity.series_id,
+                len(job.files),
+                file_digests([f.name for f in by_key[key].files], by_key[key].digests),
+            )
             for key, job in job_of.items()
         }
 

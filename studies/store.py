@@ -64,6 +64,7 @@ from studies.db.models import (
 )
 from studies.errors import StudyError
 from studies.events import append_event, canonical_json, verify_answers, verify_chain
+from studies.image_digests import check_series_files, parse_digests
 from studies.passphrase import hash_passphrase, passphrase_matches
 from studies.protocol import PREFERENCE_VALUES, Protocol, Question, parse_protocol
 from studies.record import (
@@ -1207,14 +1208,25 @@ class Store:
             anchors.append({"what": "study create (key file)", **created})
         return anchors + read_anchor_log(self.key)
 
-    def verify(self, anchors: Sequence[Mapping[str, Any]] = ()) -> VerifyReport:
-        """Check the whole study: the event chain, the answer history and the study record
-        (against the key, every anchor the key's folder holds and ``anchors``).
+    def verify(
+        self, anchors: Sequence[Mapping[str, Any]] = (), *, images: bool = True
+    ) -> VerifyReport:
+        """Check the whole study: the event chain, the answer history, the study record
+        (against the key, every anchor the key's folder holds and ``anchors``) and the blinded
+        image files (against the checksums stored at create).
+
+        Parameters
+        ----------
+        anchors
+            Anchors kept elsewhere (a package manifest, a report's ``results.json``).
+        images
+            Also read every image file and compare its checksum (the slow part on a big study).
 
         Returns
         -------
         VerifyReport
-            ``problems`` name the table, the row and the field of every change found.
+            ``problems`` name the table, the row and the field of every change found, and every
+            image file that was changed, added or removed.
         """
         with self.reading() as s:
             try:
@@ -1234,16 +1246,45 @@ class Store:
                 # a package: what the reader added is written without the key (merge checks it)
                 unkeyed_after=0 if self.origin == "package" else None,
             )
+            image_problems, image_notes, n_files = self._verify_images(s) if images else ([], [], 0)
             n_events = s.execute(select(func.count()).select_from(Event)).scalar_one()
             n_revisions = s.execute(select(func.count()).select_from(AnswerRevision)).scalar_one()
         return VerifyReport(
-            problems=[*problems, *check.problems],
-            notes=check.notes,
+            problems=[*problems, *check.problems, *image_problems],
+            notes=[*check.notes, *image_notes],
             keyed=self.key is not None,
             n_events=int(n_events),
             n_revisions=int(n_revisions),
             record=check,
+            n_image_files=n_files,
         )
+
+    def _verify_images(self, s: Session) -> tuple[list[str], list[str], int]:
+        """Problems and notes from comparing every series folder with its stored checksums."""
+        rows = s.execute(
+            select(Series.opaque_id, Series.folder, Series.files_sha256).order_by(Series.opaque_id)
+        ).all()
+        problems: list[str] = []
+        unchecked = 0
+        n_files = 0
+        for opaque, folder, stored in rows:
+            where = f"series {opaque}"
+            if stored is None:
+                unchecked += 1
+                continue
+            try:
+                expected = parse_digests(stored, where)
+            except StudyError as exc:
+                problems.append(str(exc))
+                continue
+            problems += check_series_files(self.images_dir / folder, expected, where)
+            n_files += len(expected)
+        notes = (
+            [f"{unchecked} series have no image checksums (made before they were recorded)"]
+            if unchecked
+            else []
+        )
+        return problems, notes, n_files
 
     def seal(self) -> int:
         """Vouch for the record entries written without the study key; return how many.
@@ -1317,6 +1358,7 @@ class VerifyReport:
     n_events: int
     n_revisions: int
     record: RecordCheck
+    n_image_files: int = 0  # image files compared with their checksums
 
     @property
     def ok(self) -> bool:
