@@ -32,6 +32,8 @@ class ExportWhat(StrEnum):
     key = "key"
     events = "events"
     mrmc = "mrmc"
+    mrmcaov = "mrmcaov"
+    imrmc = "imrmc"
 
 
 DbOption = Annotated[
@@ -237,7 +239,8 @@ def export(
         bool, typer.Option("--unblinded", help="Answers with case ids and arms.")
     ] = False,
     finding: Annotated[
-        str | None, typer.Option("--finding", help="The finding (for --what mrmc).")
+        str | None,
+        typer.Option("--finding", help="The finding (for --what mrmc, mrmcaov, imrmc)."),
     ] = None,
     key: KeyOption = None,
 ) -> None:
@@ -245,8 +248,9 @@ def export(
     from studies.export import export as write_export
     from studies.store import Store
 
-    if finding is not None and what is not ExportWhat.mrmc:
-        raise StudyError("--finding applies only to --what mrmc")
+    mrmc_like = (ExportWhat.mrmc, ExportWhat.mrmcaov, ExportWhat.imrmc)
+    if finding is not None and what not in mrmc_like:
+        raise StudyError("--finding applies only to --what mrmc, mrmcaov or imrmc")
     if unblinded and what is not ExportWhat.answers:
         raise StudyError("--unblinded applies only to --what answers")
     with Store.open(db, clock=command_clock(ctx), key_file=key) as store:

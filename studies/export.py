@@ -1,5 +1,6 @@
 """Tables out of a study: answers (tidy long), truth, assignments, the unblinding key, events and
-list-mode MRMC input; :func:`write_csv` writes any of them atomically.
+MRMC input (list mode for MRMCaov, the .imrmc file for iMRMC); :func:`write_csv` writes any of
+them atomically.
 
 The answers table is blinded by default: ``case`` and ``subject`` are export ids (random ids that
 appear in no package, no image folder and no DICOM header, so a blinded export joined with a
@@ -93,9 +94,11 @@ EVENT_COLUMNS = (
     "hash",
 )
 MRMC_COLUMNS = ("reader", "treatment", "case", "truth", "rating")
+IMRMC_COLUMNS = ("readerID", "caseID", "modalityID", "score")
 
-#: What ``study export --what`` can write.
-EXPORTS = ("answers", "assignments", "key", "events", "mrmc")
+#: What ``study export --what`` can write (``mrmcaov`` is ``mrmc`` under the name of the R
+#: package that reads it; ``imrmc`` is the iMRMC input file).
+EXPORTS = ("answers", "assignments", "key", "events", "mrmc", "mrmcaov", "imrmc")
 
 
 @dataclass(frozen=True)
@@ -343,10 +346,12 @@ def events_frame(store: Store) -> pd.DataFrame:
 def mrmc_frame(store: Store, finding: str, *, question: str | None = None) -> pd.DataFrame:
     """List-mode MRMC input for one finding: ``reader,treatment,case,truth,rating``.
 
-    The format MRMCaov, RJafroc and iMRMC read: treatment is the arm code, rating the grade of
-    a per-finding ordinal question (default: the protocol's interchangeability question, else
-    its first per-finding likert question). Training cases and cases without known truth are
-    left out.
+    The layout R's MRMCaov reads directly (its example data sets ``VanDyke`` and ``Franken``
+    have these columns; ``mrmc(empirical_auc(truth, rating), treatment, reader, case, data)``),
+    as does ``blindreader analyze mrmc``; for iMRMC see :func:`imrmc_text`. Treatment is the arm
+    code, rating the grade of a per-finding ordinal question (default: the protocol's
+    interchangeability question, else its first per-finding likert question). Training cases and
+    cases without known truth are left out.
 
     Raises
     ------
@@ -398,6 +403,61 @@ def mrmc_frame(store: Store, finding: str, *, question: str | None = None) -> pd
         if case in known
     ]
     return _frame(records, MRMC_COLUMNS)
+
+
+def imrmc_frame(store: Store, finding: str, *, question: str | None = None) -> pd.DataFrame:
+    """The iMRMC rows of one finding: ``readerID, caseID, modalityID, score``.
+
+    Truth rows first (``readerID`` -1, ``modalityID`` 0, ``score`` the 0/1 truth), then every
+    read (the arm code as ``modalityID``, the grade as ``score``). Case ids are numbered 1..K in
+    case-id order, because the .imrmc readers (iMRMC, RJafroc's ``DfReadDataFile(format =
+    "iMRMC")``) want whole-number case ids; :func:`imrmc_text` lists the numbering in its header.
+    """
+    import pandas as pd
+
+    listed = mrmc_frame(store, finding, question=question)
+    cases = sorted(set(listed["case"]))
+    number = {case: i + 1 for i, case in enumerate(cases)}
+    truth = listed.drop_duplicates("case").set_index("case")["truth"]
+    rows = [{"readerID": -1, "caseID": number[c], "modalityID": 0, "score": int(truth[c])}
+            for c in cases]  # fmt: skip
+    rows += [
+        {"readerID": r, "caseID": number[c], "modalityID": t, "score": v}
+        for r, t, c, v in zip(
+            listed["reader"], listed["treatment"], listed["case"], listed["rating"], strict=True
+        )
+    ]
+    frame = pd.DataFrame.from_records(rows, columns=list(IMRMC_COLUMNS))
+    frame.attrs["case_numbers"] = number
+    return frame
+
+
+def imrmc_text(store: Store, finding: str, *, question: str | None = None) -> str:
+    """The iMRMC input file (``.imrmc``) of one finding: a description, ``NR``, ``N0``, ``N1``,
+    ``NM``, then ``BEGIN DATA:`` and the rows of :func:`imrmc_frame`."""
+    frame = imrmc_frame(store, finding, question=question)
+    truth = frame[frame["readerID"] == -1]
+    reads = frame[frame["readerID"] != -1]
+    number: dict[str, int] = frame.attrs["case_numbers"]
+    lines = [
+        f"{store.study_title}: finding {finding}, exported by blindreader",
+        "Case numbers (caseID = study case id): "
+        + "; ".join(f"{n} = {case}" for case, n in number.items()),
+        "",
+        f"NR: {reads['readerID'].nunique()}",
+        f"N0: {int((truth['score'] == 0).sum())}",
+        f"N1: {int((truth['score'] == 1).sum())}",
+        f"NM: {reads['modalityID'].nunique()}",
+        "",
+        "BEGIN DATA:",
+    ]
+    lines += [
+        f"{r},{c},{m},{s}"
+        for r, c, m, s in zip(
+            frame["readerID"], frame["caseID"], frame["modalityID"], frame["score"], strict=True
+        )
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -477,16 +537,16 @@ def export(
     else:
         if finding is None:
             known = ", ".join(f.id for f in store.protocol.findings) or "none"
-            raise StudyError(f"--what mrmc needs --finding (findings: {known})")
-        frame = mrmc_frame(store, finding)
+            raise StudyError(f"--what {what} needs --finding (findings: {known})")
+        frame = imrmc_frame(store, finding) if what == "imrmc" else mrmc_frame(store, finding)
     out = Path(out)
-    data = _csv_bytes(frame)
+    data = imrmc_text(store, str(finding)).encode("utf-8") if what == "imrmc" else _csv_bytes(frame)
     digest = hashlib.sha256(data).hexdigest()
     tmp = _write_temporary(data, out)
     backup: Path | None = None
     placed = False
     now = store.now()
-    is_unblinded = unblinded or what in ("assignments", "key", "mrmc")
+    is_unblinded = unblinded or what in ("assignments", "key", "mrmc", "mrmcaov", "imrmc")
     try:
         with store.writing() as s:
             run = ExportRun(
@@ -539,11 +599,14 @@ def export(
 __all__ = [
     "ANSWER_COLUMNS",
     "EXPORTS",
+    "IMRMC_COLUMNS",
     "MRMC_COLUMNS",
     "answers_frame",
     "assignments_frame",
     "events_frame",
     "export",
+    "imrmc_frame",
+    "imrmc_text",
     "key_frame",
     "mrmc_frame",
     "truth_frame",

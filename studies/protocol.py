@@ -358,6 +358,110 @@ class Interchangeability(_Model):
         return self
 
 
+# ---- [analysis]: how the study is analysed (pre-specified; issue 13) -------------------------
+
+ReaderModelName = Literal["random-readers", "fixed-readers"]
+MultiplicityName = Literal["holm", "intersection-union"]
+MeasureName = Literal["binary", "exact", "squared"]
+
+
+class SensitivityAnalysis(_Model):
+    """One pre-specified sensitivity analysis of the interchangeability test.
+
+    Each field left out takes the primary analysis's value: ``measure`` (binary, i.e. grades
+    dichotomised at the threshold), ``threshold``, ``readers`` and ``margin`` (for the squared
+    measure: ``[analysis] squared_margin``).
+    """
+
+    label: str = ""
+    measure: MeasureName = "binary"
+    threshold: int | None = None
+    readers: ReaderModelName | None = None
+    margin: float | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> SensitivityAnalysis:
+        if self.threshold is not None and self.measure != "binary":
+            raise ProtocolRuleError(
+                "threshold", f"a threshold applies to the binary measure only, not {self.measure}"
+            )
+        if self.margin is not None and not self.margin > 0:
+            raise ProtocolRuleError("margin", f"margin must be positive (got {self.margin})")
+        return self
+
+
+class Planning(_Model):
+    """The sample-size planning done before the study (STARD item 18), quoted by the report.
+
+    ``text`` is the statement as it should appear, e.g. the output of ``blindreader plan``;
+    the numbers are optional and shown with it.
+    """
+
+    text: str
+    n_cases: int | None = None
+    n_readers: int | None = None
+    power: float | None = None
+    expected_gamma: float | None = None
+    method: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self) -> Planning:
+        if not self.text.strip():
+            raise ProtocolRuleError("text", "the planning statement is empty")
+        if self.power is not None and not 0 < self.power < 1:
+            raise ProtocolRuleError("power", f"power must be between 0 and 1 (got {self.power})")
+        for key in ("n_cases", "n_readers"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ProtocolRuleError(key, f"{key} must be >= 1 (got {value})")
+        return self
+
+
+def _default_sensitivity() -> list[SensitivityAnalysis]:
+    return [SensitivityAnalysis(measure="exact", label="exact-category agreement")]
+
+
+class AnalysisSettings(_Model):
+    """The pre-specified analysis: which interval decides, the multiplicity family, the margin
+    of the squared-difference measure, sensitivity analyses and the planning record.
+
+    - ``primary``: ``random-readers`` (default: the claim about radiologists in general) or
+      ``fixed-readers`` (a claim about the study's readers); the report states it first and
+      gives the other one as secondary.
+    - ``multiplicity``: ``holm`` (each finding on its own, Holm-adjusted across findings) or
+      ``intersection-union`` (all findings jointly: every finding must pass, no adjustment);
+      applied to every decision the report makes (interchangeability, image quality, accuracy).
+    - ``squared_margin``: the margin of the squared-difference index, in squared score units.
+    - ``sensitivity``: the pre-specified sensitivity analyses (default: exact-category agreement).
+    """
+
+    primary: ReaderModelName = "random-readers"
+    multiplicity: MultiplicityName = "holm"
+    squared_margin: float | None = None
+    sensitivity: list[SensitivityAnalysis] = Field(default_factory=_default_sensitivity)
+    planning: Planning | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> AnalysisSettings:
+        if self.squared_margin is not None and not self.squared_margin > 0:
+            raise ProtocolRuleError(
+                "squared_margin", f"squared_margin must be positive (got {self.squared_margin})"
+            )
+        for i, item in enumerate(self.sensitivity):
+            if item.measure == "squared" and item.margin is None and self.squared_margin is None:
+                raise ProtocolRuleError(
+                    f"sensitivity[{i}].margin",
+                    "the squared-difference measure needs its own margin in squared score "
+                    "units: set margin here or [analysis] squared_margin",
+                )
+        return self
+
+    @property
+    def primary_readers(self) -> Literal["fixed", "random"]:
+        """The primary reader model as the analysis names it (``fixed`` or ``random``)."""
+        return "random" if self.primary == "random-readers" else "fixed"
+
+
 class Hanging(_Model):
     """How a case's series are hung: the layout and which series hangs where first.
 
@@ -453,6 +557,7 @@ class Protocol(_Model):
     questions: list[Question]
     training_cases: list[str] = []
     interchangeability: Interchangeability | None = None
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     instructions: str = ""  # markdown, shown on the reader's start screen
     hanging: Hanging = Hanging()
     window_presets: list[WindowPreset] = list(DEFAULT_WINDOW_PRESETS)
@@ -485,9 +590,20 @@ class Protocol(_Model):
                 raise ProtocolRuleError(f"training_cases[{i}]", "empty case id")
         if self.interchangeability is not None:
             self._check_interchangeability(self.interchangeability)
+            self._check_sensitivity_thresholds(self.interchangeability)
         self._check_reader_texts()
         self._check_training_reference()
         return self
+
+    def _check_sensitivity_thresholds(self, ic: Interchangeability) -> None:
+        points = self.question(ic.question).points or 2
+        for i, item in enumerate(self.analysis.sensitivity):
+            if item.threshold is not None and not 2 <= item.threshold <= points:
+                raise ProtocolRuleError(
+                    f"analysis.sensitivity[{i}].threshold",
+                    f"threshold must be within 2..{points} (the points of {ic.question!r}); "
+                    f"got {item.threshold}",
+                )
 
     def _check_reader_texts(self) -> None:
         """Texts the viewer shows the reader must not name an arm."""
@@ -909,6 +1025,7 @@ __all__ = [
     "ID_PATTERN",
     "LAYOUT_GRID",
     "PREFERENCE_VALUES",
+    "AnalysisSettings",
     "Arm",
     "Design",
     "Finding",
@@ -916,12 +1033,14 @@ __all__ = [
     "Interchangeability",
     "Layout",
     "Option",
+    "Planning",
     "Protocol",
     "ProtocolRuleError",
     "Question",
     "QuestionType",
     "Reader",
     "Scope",
+    "SensitivityAnalysis",
     "ShowIf",
     "TrainingReference",
     "WindowPreset",
