@@ -191,6 +191,7 @@ def interchangeability_command(
 
 @analyze_app.command("report")
 def report_command(
+    ctx: typer.Context,
     db: str | None = typer.Option(
         None, "--db", help="Study database (SQLite file or postgresql+psycopg:// URL)."
     ),
@@ -220,7 +221,9 @@ def report_command(
         build_report,
         inputs_from_csv,
         inputs_from_db,
+        study_record_from_db,
     )
+    from studies.cli import command_clock
 
     if (db is None) == (answers is None):
         raise AnalysisError("give either --db STUDY or --answers ANSWERS.csv --protocol TOML")
@@ -229,8 +232,10 @@ def report_command(
             raise AnalysisError("--protocol and --truth go with --answers, not with --db")
         frame, proto, truth_frame = inputs_from_db(db)
         assignments = assignments_from_db(db)
+        record = study_record_from_db(db, clock=command_clock(ctx))
     else:
         assignments = None
+        record = None
         if protocol is None:
             raise AnalysisError("--answers needs --protocol PROTOCOL.toml")
         assert answers is not None
@@ -252,6 +257,7 @@ def report_command(
             seed=seed,
             simulated_note=simulated_note,
             assignments=assignments,
+            study_record=record,
             progress=progress,
         )
     typer.echo(f"{out / 'report.html'}: report of {results['study']['title']!r}")

@@ -72,7 +72,12 @@ from analysis.report.base import (
     registered_sections,
 )
 from analysis.report.context import ReportContext
-from analysis.report.inputs import assignments_from_db, inputs_from_csv, inputs_from_db
+from analysis.report.inputs import (
+    assignments_from_db,
+    inputs_from_csv,
+    inputs_from_db,
+    study_record_from_db,
+)
 from studies.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -90,6 +95,7 @@ __all__ = [
     "inputs_from_db",
     "register_section",
     "registered_sections",
+    "study_record_from_db",
 ]
 
 
@@ -130,6 +136,7 @@ def build_report(
     seed: int = 0,
     simulated_note: str | None = None,
     assignments: pd.DataFrame | None = None,
+    study_record: Mapping[str, Any] | None = None,
     progress: ProgressCallback = no_progress,
 ) -> dict[str, Any]:
     """Analyse a study and write ``results.json``, CSV tables, PNG figures and ``report.html``.
@@ -154,6 +161,10 @@ def build_report(
     assignments : pandas.DataFrame, optional
         ``studies.export.assignments_frame`` of the study (every assigned read, answered or
         not): the flow diagram and the missing-data tables then count what was expected.
+    study_record : mapping, optional
+        :func:`~analysis.report.inputs.study_record_from_db` of the study: the Study section
+        states whether the record verified, how readers sign in and whether image statistics
+        tell the arms apart, and ``results.json`` keeps the report's anchor (``study_record``).
     progress : callable
         ``progress(done, total, message)``.
 
@@ -178,6 +189,7 @@ def build_report(
         n_boot=n_boot,
         seed=seed,
         assignments=assignments,
+        study_record=dict(study_record) if study_record is not None else None,
     )
     ctx.reads_table  # noqa: B018  (validates the reads up front: bad input fails before any file)
     classes = registered_sections()
@@ -285,6 +297,8 @@ def _results_json(
     study = ctx.results.get("study")
     if study is not None:
         results["study"] = study.data
+    if ctx.study_record is not None:
+        results["study_record"] = ctx.study_record["anchor"]
     results["analysis_plan"] = ctx.settings.model_dump(mode="json")
     results["methods"] = " ".join(s.methods for s in sections if s.methods)
     results["references"] = _references(sections)

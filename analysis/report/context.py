@@ -36,6 +36,9 @@ class ReportContext:
     assignments : pandas.DataFrame or None
         ``studies.export.assignments_frame`` where the report is built from a study database:
         every case assigned (read or not), for the flow diagram and the missing-data tables.
+    study_record : dict or None
+        ``analysis.report.inputs.study_record_from_db`` where the report is built from a study
+        database: verification, sign-in policy, distinguishability and the report's anchor.
     out_dir : pathlib.Path
         Where figures and tables go.
     n_boot, seed : int
@@ -51,6 +54,7 @@ class ReportContext:
     n_boot: int = 2000
     seed: int = 0
     assignments: pd.DataFrame | None = None
+    study_record: dict[str, Any] | None = None
     results: dict[str, SectionResult] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 

@@ -213,17 +213,19 @@ def read_headless(
     return n_reads, sorted(shots.glob("*.png"))
 
 
-def analyse(out: Path, db: Path, settings: DemoSettings) -> Path:
+def analyse(out: Path, db: Path, settings: DemoSettings, clock: Clock = system_clock) -> Path:
     """The analysis report of the demo study, marked as simulated."""
-    from analysis.report import build_report
-    from studies.export import answers_frame, truth_frame
+    from analysis.report import build_report, study_record_from_db
+    from studies.export import answers_frame, assignments_frame, truth_frame
     from studies.store import Store
 
     report_dir = out / "report"
-    with Store.open(db) as store:
+    with Store.open(db, clock=clock) as store:
         answers = answers_frame(store, unblinded=True)
         truth = truth_frame(store)
+        assignments = assignments_frame(store)
         protocol = store.protocol
+    record = study_record_from_db(db, clock=clock)
     build_report(
         answers,
         protocol,
@@ -232,6 +234,8 @@ def analyse(out: Path, db: Path, settings: DemoSettings) -> Path:
         n_boot=2000,
         seed=settings.seed,
         simulated_note=SIMULATED_NOTE,
+        assignments=assignments,
+        study_record=record,
     )
     return report_dir
 
@@ -288,7 +292,7 @@ def run_demo(
         result.n_reads, result.screenshots = read_headless(
             out, result.db, facts, settings, report, clock
         )
-        result.report_dir = analyse(out, result.db, settings)
+        result.report_dir = analyse(out, result.db, settings, clock)
         (out / "demo-summary.json").write_text(
             json.dumps({"note": SIMULATED_NOTE, "reads": result.n_reads}, indent=2)
         )
