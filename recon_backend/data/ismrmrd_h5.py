@@ -338,6 +338,7 @@ def _assemble(
     flags = heads["flags"].astype(np.uint64)
     reverse = _has(flags, FLAG_REVERSE)
     discards: Counter[tuple[int, int]] = Counter()
+    unset_centre = 0
     for i in rows:
         head = heads[i]
         step1 = int(idx["kspace_encode_step_1"][i])
@@ -368,7 +369,11 @@ def _assemble(
                 f"{samples}"
             )
         centre = int(head["center_sample"])
-        if reverse[i]:
+        if centre == 0 and samples - pre - post == enc_x:
+            # an unset centre on a full readout: the readout's middle is the k-space centre
+            centre = pre + enc_x // 2
+            unset_centre += 1
+        elif reverse[i]:
             centre = samples - 1 - centre
         start = enc_x // 2 - centre + pre
         kept = line[:, pre : samples - post]
@@ -402,6 +407,7 @@ def _assemble(
         "averages": len(averages),
         "repeated_lines_averaged": repeated,
         "discard_pre_post": [[a, b, n] for (a, b), n in sorted(discards.items())],
+        "lines_without_center_sample": unset_centre,
         "orientation": orientation,
     }
     return IsmrmrdSeries({}, kspace, geometry_out, sampling_mask, record)

@@ -170,9 +170,12 @@ def evaluate_families(
     equispaced-fraction, centre 0.08, seeded by the file name), so the table measures exactly
     what ``blindreader recon`` does. The volumes depend only on ``--eval-seed``.
     """
+    table: dict[str, dict[str, Any]] = {}
+    if args.heldout_volumes < 1:
+        log("--heldout-volumes 0: no held-out evaluation")
+        return table
     mask_func = create_mask_for_mask_type(args.mask, [args.center_fraction], [args.accel])
     methods = ("zero-filled", "cg-sense", "varnet")
-    table: dict[str, dict[str, Any]] = {}
     root = np.random.SeedSequence(args.eval_seed)
     family_names = list(families.HELDOUT_FAMILIES)
     with tempfile.TemporaryDirectory(prefix="heldout-") as tmp:
