@@ -31,6 +31,7 @@ from torch import nn
 
 from recon_backend.cg_sense import cg_sense
 from recon_backend.data import KspaceVolume
+from recon_backend.data.fastmri_h5 import check_finite
 from recon_backend.device import (
     PeakMemory,
     cpu_heap_policy,
@@ -39,7 +40,6 @@ from recon_backend.device import (
     is_out_of_memory,
     memory_budget_bytes,
     precision_policy,
-    release_freed_memory,
     resolve_device,
 )
 from recon_backend.errors import ReconError
@@ -364,6 +364,8 @@ def reconstruct(
     reference = np.empty_like(images) if keep_reference else None
     message = f"{volume.path.name}: {method}"
     pinned = torch_device.type == "cuda"
+    # a CPU device computes on every core: reading on a second thread only competes with it
+    background = torch_device.type != "cpu"
     halvings = 0
     started = time.perf_counter()
     heap = cpu_heap_policy(torch_device, _mmap_threshold(method))
@@ -372,7 +374,9 @@ def reconstruct(
         PeakMemory(torch_device) as peak,
         torch.inference_mode(),
         precision_policy(torch_device, precision) as policy,
-        BatchPrefetcher(volume, batch, pinned=pinned) as reader,
+        BatchPrefetcher(
+            volume, batch, pinned=pinned, background=background, check=background
+        ) as reader,
     ):
         progress(0, n_slices, message)
         for host in reader:
@@ -386,6 +390,9 @@ def reconstruct(
                     _store(images, done, stop, output, resample, out_size)
                     if reference is not None and ref is not None:
                         _store(reference, done, stop, ref, resample, out_size)
+                    if not background:
+                        # NaN or Inf anywhere in a slice's k-space reaches its image
+                        _check_outputs(volume, images, done, stop)
                 except BaseException as exc:
                     if not is_out_of_memory(exc, torch_device):
                         raise
@@ -403,8 +410,6 @@ def reconstruct(
                     halvings += 1
                     continue
                 done = stop
-            if not pinned:
-                release_freed_memory(torch_device)
             reader.release(host)
             progress(host.stop, n_slices, message)
     seconds = time.perf_counter() - started
@@ -425,6 +430,11 @@ def reconstruct(
         halvings=halvings,
         estimated_slice_bytes=slice_bytes(method, *shape[1:], crop=runner.crop, hparams=hparams),
     )
+
+
+def _check_outputs(volume: KspaceVolume, images: np.ndarray, start: int, stop: int) -> None:
+    """Raise naming the first slice of ``images[start:stop]`` that is not finite."""
+    check_finite(images[start:stop], volume.path, start)
 
 
 def _store(

@@ -60,6 +60,14 @@ class BatchPrefetcher:
         Allocate page-locked buffers (for asynchronous copies to a CUDA device).
     ring_size
         Number of buffers; the thread stays at most ``ring_size - 1`` batches ahead.
+    background
+        Read on the background thread (the default). ``False`` reads each batch when it is
+        asked for, on the caller's thread, into the same buffers: on a CPU device the compute
+        already uses every core, so a second reading thread only competes with it (measured:
+        benchmarks/RESULTS.md); a GPU leaves the CPU free, so there the thread overlaps.
+    check
+        Check every batch for non-finite values as it is read (the thread is otherwise idle
+        while a GPU computes). The caller checks its outputs instead when this is off.
 
     Use as a context manager; iterate to get :class:`HostBatch` objects and call
     :meth:`release` with each one once its data have been consumed (copied to the device or,
@@ -68,9 +76,18 @@ class BatchPrefetcher:
     """
 
     def __init__(
-        self, volume: KspaceVolume, batch: int, *, pinned: bool = False, ring_size: int = RING_SIZE
+        self,
+        volume: KspaceVolume,
+        batch: int,
+        *,
+        pinned: bool = False,
+        ring_size: int = RING_SIZE,
+        background: bool = True,
+        check: bool = True,
     ) -> None:
         self.volume = volume
+        self.background = background
+        self.check = check
         self.batch = max(1, int(batch))
         shape = tuple(int(n) for n in volume.kspace.shape)
         self.n_slices = shape[0]
@@ -88,7 +105,8 @@ class BatchPrefetcher:
         self.reader_threads: set[str] = set()
 
     def __enter__(self) -> BatchPrefetcher:
-        self._thread.start()
+        if self.background:
+            self._thread.start()
         return self
 
     def __exit__(
@@ -98,11 +116,18 @@ class BatchPrefetcher:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
+        if not self.background:
+            return
         for slot in range(len(self.buffers)):  # unblock a thread waiting for a free buffer
             self._free.put(slot)
         self._thread.join()
 
     def __iter__(self) -> Iterator[HostBatch]:
+        if not self.background:
+            with _Source(self.volume) as source:
+                for start in range(0, self.n_slices, self.batch):
+                    yield self._read(source, self._free.get(), start)
+            return
         while True:
             item = self._filled.get()
             if item is None:
@@ -115,6 +140,16 @@ class BatchPrefetcher:
         """Give ``batch``'s buffer back for the next read."""
         self._free.put(batch.slot)
 
+    def _read(self, source: _Source, slot: int, start: int) -> HostBatch:
+        stop = min(start + self.batch, self.n_slices)
+        buffer = self.buffers[slot]
+        target = buffer[: stop - start].numpy()
+        source.read(start, stop, target)
+        if self.check:
+            check_finite(target, self.volume.path, start)
+        self.reader_threads.add(threading.current_thread().name)
+        return HostBatch(start, stop, buffer, slot)
+
     def _run(self) -> None:
         try:
             with _Source(self.volume) as source:
@@ -122,13 +157,7 @@ class BatchPrefetcher:
                     slot = self._free.get()
                     if self._stop.is_set():
                         return
-                    stop = min(start + self.batch, self.n_slices)
-                    buffer = self.buffers[slot]
-                    target = buffer[: stop - start].numpy()
-                    source.read(start, stop, target)
-                    check_finite(target, self.volume.path, start)
-                    self.reader_threads.add(threading.current_thread().name)
-                    self._filled.put(HostBatch(start, stop, buffer, slot))
+                    self._filled.put(self._read(source, slot, start))
         except BaseException as exc:  # handed to the consumer, raised there
             self._filled.put(exc)
             return
