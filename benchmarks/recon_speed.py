@@ -16,6 +16,7 @@ Run (``--threads`` defaults to 1, as the issue's measurements)::
     .venv/bin/python benchmarks/recon_speed.py speed      # ours vs bare vs fastMRI
     .venv/bin/python benchmarks/recon_speed.py batch      # default batch per method (CPU)
     .venv/bin/python benchmarks/recon_speed.py memory     # peak 10 vs 40 slices, fresh processes
+    .venv/bin/python benchmarks/recon_speed.py model      # bytes per slice vs the memory model
 """
 
 from __future__ import annotations
@@ -160,20 +161,22 @@ def batch_sizes(folder: Path, repeats: int) -> None:
               flush=True)  # fmt: skip
 
 
-def _peak_in_fresh_process(path: Path, method: str, model: Path | None, threads: int) -> int:
+def _peak_in_fresh_process(
+    path: Path, method: str, model: Path | None, threads: int, batch: int | None = None
+) -> int:
     code = (
         "import sys, json, torch; from pathlib import Path;"
         f"torch.set_num_threads({threads});"
         "from benchmarks.recon_speed import peak_here;"
         f"print(json.dumps(peak_here(Path({str(path)!r}), {method!r}, "
-        f"{str(model)!r} if {model is not None} else None)))"
+        f"{str(model)!r} if {model is not None} else None, {batch!r})))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, timeout=1800, check=True)  # fmt: skip
     return int(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def peak_here(path: Path, method: str, model_path: str | None) -> int:
+def peak_here(path: Path, method: str, model_path: str | None, batch: int | None = None) -> int:
     """Peak RSS increment of ``run_recon`` (default batch) in this process, in bytes."""
     import pydicom  # noqa: F401
     import skimage.metrics  # noqa: F401
@@ -187,8 +190,28 @@ def peak_here(path: Path, method: str, model_path: str | None) -> int:
     load_model(model, method) if model else None  # type: ignore[arg-type]  # warm the imports
     baseline = process_rss_bytes()
     with tempfile.TemporaryDirectory() as out, PeakMemory(torch.device("cpu")) as peak:
-        run_recon([path], Path(out), method, model_path=model, device="cpu")
+        run_recon([path], Path(out), method, model_path=model, device="cpu", batch_size=batch)
     return peak.peak_bytes - baseline
+
+
+def memory_model_table(folder: Path, threads: int) -> None:
+    """Bytes per slice: (peak at batch 3 - peak at batch 1) / 2, against the memory model."""
+    from recon_backend.memory_model import slice_bytes
+
+    path = make_input(folder, 6)
+    models = make_models(folder)
+    hparams = {"varnet": {"chans": 8, "sens_chans": 4}, "unet": {"chans": 32}}
+    kspace_mib = 15 * 320 * 184 * 8 / 2**20
+    print(f"one coil array K = {kspace_mib:.1f} MiB (15 x 320 x 184 complex64)\n")
+    print("| method | measured MiB/slice | in K | memory model MiB/slice | model / measured |")
+    print("|---|---|---|---|---|")
+    for method in METHODS:
+        one = _peak_in_fresh_process(path, method, models.get(method), threads, 1)
+        three = _peak_in_fresh_process(path, method, models.get(method), threads, 3)
+        measured = (three - one) / 2
+        model = slice_bytes(method, 15, 320, 184, crop=RECON, hparams=hparams.get(method))
+        print(f"| {method} | {measured / 2**20:.1f} | {measured / 2**20 / kspace_mib:.1f} "
+              f"| {model / 2**20:.1f} | {model / max(measured, 1):.2f} |", flush=True)  # fmt: skip
 
 
 def memory(folder: Path, runs: int, threads: int) -> None:
@@ -210,7 +233,7 @@ def memory(folder: Path, runs: int, threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("speed", "batch", "memory"))
+    parser.add_argument("what", choices=("speed", "batch", "memory", "model"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -223,6 +246,8 @@ def main() -> None:
             speed(folder, args.repeats)
         elif args.what == "batch":
             batch_sizes(folder, args.repeats)
+        elif args.what == "model":
+            memory_model_table(folder, args.threads)
         else:
             memory(folder, max(1, args.repeats // 2), args.threads)
 

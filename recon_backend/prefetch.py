@@ -88,6 +88,8 @@ class BatchPrefetcher:
         self.volume = volume
         self.background = background
         self.check = check
+        if not background:
+            ring_size = 1  # read when asked: one buffer is enough
         self.batch = max(1, int(batch))
         shape = tuple(int(n) for n in volume.kspace.shape)
         self.n_slices = shape[0]
