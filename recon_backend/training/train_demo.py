@@ -118,6 +118,7 @@ def train(
     mask_func.rng.seed(int(rng.integers(2**31)))
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     total = args.steps
+    schedule = args.schedule_steps  # cosine length when it differs from the run's length
     budget = args.minutes * 60.0
     started = time.perf_counter()
     losses: list[float] = []
@@ -132,7 +133,7 @@ def train(
         for group in optimiser.param_groups:
             # constant while the first steps are timed, so --steps N repeats a timed run exactly
             warm = step < args.timing_steps or total is None
-            group["lr"] = args.lr if warm else cosine_lr(step, total or 1, args.lr)
+            group["lr"] = args.lr if warm else cosine_lr(step, schedule or total or 1, args.lr)
         output = center_crop(model(kspace, mask, num_low), (target.shape[-2], target.shape[-1]))
         loss = 1 - ssim_map_mean(output, target, target.amax(dim=(-2, -1)))
         optimiser.zero_grad(set_to_none=True)
@@ -151,7 +152,7 @@ def train(
     model.eval()
     return {
         "steps": step,
-        "scheduled_steps": total,
+        "scheduled_steps": schedule or total,
         "stopped_by_time_cap": stopped_by_time,
         "seconds": round(seconds, 1),
         "final_loss_mean_last_50": float(np.mean(losses[-50:])),
@@ -250,6 +251,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--steps", type=int, default=None, help="number of steps (lr schedule length)")
     p.add_argument("--timing-steps", type=int, default=10, help="steps timed to size the run")
+    p.add_argument(
+        "--schedule-steps",
+        type=int,
+        default=None,
+        help="length of the cosine schedule when it differs from --steps (to repeat a run "
+        "that the time cap cut short)",
+    )
     p.add_argument("--init", type=Path, default=None, help="start from these weights")
     p.add_argument("--cascades", type=int, default=4)
     p.add_argument("--chans", type=int, default=8)
@@ -321,10 +329,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "random phantoms and a pydicom-data abdomen image x synthetic coils and phase); for the "
         "demo only, not for clinical use.",
         "command": "python -m recon_backend.training.train_demo " + shlex.join(argv_list),
-        "reproduce_exactly": None
-        if training["stopped_by_time_cap"]
-        else "python -m recon_backend.training.train_demo "
-        + shlex.join(_with_steps(argv_list, training["steps"])),
+        "reproduce_exactly": "python -m recon_backend.training.train_demo "
+        + shlex.join(
+            [
+                *_with_steps(argv_list, training["steps"], training["scheduled_steps"]),
+                "--minutes",
+                "1000",
+            ]
+        ),
         "seed": args.seed,
         "hparams": hparams,
         "n_parameters": count_parameters(model),
@@ -392,21 +404,26 @@ def _evaluate_only(model: VarNet, args: argparse.Namespace, log: Log) -> dict[st
     return record
 
 
-def _with_steps(argv: list[str], steps: int) -> list[str]:
-    """``argv`` with ``--steps`` set to ``steps``."""
+def _with_steps(argv: list[str], steps: int, schedule: int | None = None) -> list[str]:
+    """``argv`` with ``--steps`` (and ``--schedule-steps`` when it differs) set, and no
+    ``--minutes`` (a time cap would cut a slower machine short)."""
     out: list[str] = []
     skip = False
+    dropped = ("--steps", "--schedule-steps", "--minutes")
     for arg in argv:
         if skip:
             skip = False
             continue
-        if arg == "--steps":
+        if arg in dropped:
             skip = True
             continue
-        if arg.startswith("--steps="):
+        if arg.startswith(tuple(f"{d}=" for d in dropped)):
             continue
         out.append(arg)
-    return [*out, "--steps", str(steps)]
+    out += ["--steps", str(steps)]
+    if schedule is not None and schedule != steps:
+        out += ["--schedule-steps", str(schedule)]
+    return out
 
 
 if __name__ == "__main__":

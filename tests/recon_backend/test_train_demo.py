@@ -29,7 +29,7 @@ def test_tiny_training_run_writes_weights_and_record(tmp_path, capsys):
     assert stored == record
     assert stored["training"]["steps"] == 2 and stored["seed"] == 3
     assert stored["command"].startswith("python -m recon_backend.training.train_demo --out ")
-    assert stored["reproduce_exactly"].endswith("--steps 2")
+    assert stored["reproduce_exactly"].endswith("--steps 2 --minutes 1000")
     families = stored["heldout"]["families"]
     assert set(families) == {"mni-heldout", "shepp-logan", "shoulder-knee-layout"}
     for family in families.values():
