@@ -40,6 +40,7 @@ from recon_backend.device import (
     is_out_of_memory,
     memory_budget_bytes,
     precision_policy,
+    release_freed_memory,
     resolve_device,
 )
 from recon_backend.errors import ReconError
@@ -58,9 +59,9 @@ MODEL_METHODS = ("varnet", "unet")
 #: A fastMRI-style mask function: ``mask_func(shape, offset, seed) -> (mask, num_low)``.
 MaskFunction = Callable[..., tuple[torch.Tensor, int]]
 
-#: Default slices per batch on the CPU, measured (benchmarks/RESULTS.md, "default batch"):
-#: larger batches bring nothing on a CPU and cost memory.
-CPU_DEFAULT_BATCH = {"rss": 4, "zero-filled": 4, "cg-sense": 2, "varnet": 1, "unet": 1}
+#: Default slices per batch on the CPU: the fastest of 1, 2, 4, 8 measured with
+#: ``benchmarks/recon_speed.py batch`` (15 coils, 320 x 184; benchmarks/RESULTS.md).
+CPU_DEFAULT_BATCH = {"rss": 2, "zero-filled": 2, "cg-sense": 1, "varnet": 1, "unet": 2}
 #: On a GPU the batch is as large as the memory model allows within the budget, up to this.
 GPU_MAX_BATCH = 16
 
@@ -228,10 +229,12 @@ class _BatchRunner:
         if self.method == "rss":
             return (reference if reference is not None else self.rss(kspace)), reference
         assert self.mask is not None and self.mask_t is not None
-        # k * mask + 0.0 (no negative zeros), in place: the batch is our own buffer
-        masked = kspace.mul_(self.mask_t).add_(0.0)
+        # in place: the batch is our own buffer
+        masked = kspace.mul_(self.mask_t)
         if self.method == "zero-filled":
+            # the sign of a zero cannot change a magnitude: no "+ 0.0" pass needed here
             return self.rss(masked), reference
+        masked.add_(0.0)  # k * mask + 0.0 as fastMRI: no negative zeros reach the networks
         if self.method == "cg-sense":
             image = cg_sense(
                 masked, self.mask_t, self.mask.num_low_frequencies, iterations=self.cg_iterations
@@ -266,9 +269,17 @@ class _BatchRunner:
 
 
 def _mmap_threshold(method: str) -> int:
-    """glibc mmap threshold for a CPU run (see :func:`recon_backend.device.cpu_heap_policy`)."""
+    """glibc mmap threshold for a CPU run (see :func:`recon_backend.device.cpu_heap_policy`).
+
+    CG-SENSE allocates several coil-sized arrays per batch: mapped (4 MiB threshold) they go
+    back to the system when freed, so the heap does not fragment and the peak stays flat.
+    rss and zero-filled reuse their large buffers, so glibc's ceiling (no forced mapping)
+    costs them nothing; the networks' many activations would run about 4x slower mapped.
+    """
     if method in MODEL_METHODS:
         return 64 << 20
+    if method == "cg-sense":
+        return 4 << 20
     return 32 << 20
 
 
@@ -361,7 +372,8 @@ def reconstruct(
     resample = out_size != runner.crop
     images = np.empty((n_slices, *out_size), dtype=np.float32)
     keep_reference = volume.fully_sampled and (with_reference or method == "rss")
-    reference = np.empty_like(images) if keep_reference else None
+    # for rss the reference is the image itself: one array, not two
+    reference = (images if method == "rss" else np.empty_like(images)) if keep_reference else None
     message = f"{volume.path.name}: {method}"
     pinned = torch_device.type == "cuda"
     # a CPU device computes on every core: reading on a second thread only competes with it
@@ -388,7 +400,7 @@ def reconstruct(
                 try:
                     output, ref = runner(part.to(torch_device, non_blocking=pinned))
                     _store(images, done, stop, output, resample, out_size)
-                    if reference is not None and ref is not None:
+                    if reference is not None and ref is not None and reference is not images:
                         _store(reference, done, stop, ref, resample, out_size)
                     if not background:
                         # NaN or Inf anywhere in a slice's k-space reaches its image
@@ -410,6 +422,9 @@ def reconstruct(
                     halvings += 1
                     continue
                 done = stop
+            if not pinned:
+                # hand freed heap pages back so the peak does not creep with the slice count
+                release_freed_memory(torch_device)
             reader.release(host)
             progress(host.stop, n_slices, message)
     seconds = time.perf_counter() - started
