@@ -378,6 +378,10 @@ def reconstruct(
     pinned = torch_device.type == "cuda"
     # a CPU device computes on every core: reading on a second thread only competes with it
     background = torch_device.type != "cpu"
+    # rss and zero-filled carry a NaN or Inf of a slice's k-space into its image, so there the
+    # (small) images are checked instead of the k-space; CG-SENSE, for one, would stop at once
+    # on a NaN residual and return zeros, so the other methods check their input
+    check_input = background or method not in ("rss", "zero-filled")
     halvings = 0
     started = time.perf_counter()
     heap = cpu_heap_policy(torch_device, _mmap_threshold(method))
@@ -387,7 +391,7 @@ def reconstruct(
         torch.inference_mode(),
         precision_policy(torch_device, precision) as policy,
         BatchPrefetcher(
-            volume, batch, pinned=pinned, background=background, check=background
+            volume, batch, pinned=pinned, background=background, check=check_input
         ) as reader,
     ):
         progress(0, n_slices, message)
@@ -402,8 +406,7 @@ def reconstruct(
                     _store(images, done, stop, output, resample, out_size)
                     if reference is not None and ref is not None and reference is not images:
                         _store(reference, done, stop, ref, resample, out_size)
-                    if not background:
-                        # NaN or Inf anywhere in a slice's k-space reaches its image
+                    if not check_input:
                         _check_outputs(volume, images, done, stop)
                 except BaseException as exc:
                     if not is_out_of_memory(exc, torch_device):

@@ -83,9 +83,17 @@ def test_non_finite_kspace_stops_the_cpu_reconstruction_naming_the_slice(tmp_pat
     kspace[2, 0, 5, 3] = np.inf
     path = write_fastmri_h5(tmp_path / "inf.h5", kspace)
     mask = create_mask_for_mask_type("equispaced-fraction", [0.08], [4])
-    for method in ("rss", "zero-filled", "cg-sense"):
+    torch.manual_seed(0)
+    model = VarNet(num_cascades=1, sens_chans=2, sens_pools=2, chans=2, pools=2)
+    for method in ("rss", "zero-filled", "cg-sense", "varnet"):
         with pytest.raises(ReconError, match="slice 2") as info:
-            reconstruct(load_kspace(path, lazy=True), method, mask_func=mask, device="cpu")
+            reconstruct(
+                load_kspace(path, lazy=True),
+                method,
+                model=model if method == "varnet" else None,
+                mask_func=mask,
+                device="cpu",
+            )
         assert str(path) in str(info.value)
 
 
@@ -101,7 +109,12 @@ def test_pinned_buffers_only_for_cuda(fastmri_file: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(inference, "BatchPrefetcher", spy)
     reconstruct(load_kspace(fastmri_file, lazy=True), "rss", device="cpu")
-    assert seen == [{"pinned": False, "background": False, "check": False}]
+    mask = create_mask_for_mask_type("equispaced-fraction", [0.08], [4])
+    reconstruct(load_kspace(fastmri_file, lazy=True), "cg-sense", mask_func=mask, device="cpu")
+    assert seen == [
+        {"pinned": False, "background": False, "check": False},
+        {"pinned": False, "background": False, "check": True},
+    ]
     assert not host_buffer((2, 3), pinned=False).is_pinned()
 
 
