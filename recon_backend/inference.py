@@ -139,7 +139,10 @@ def volume_mask(volume: KspaceVolume, mask_func: MaskFunction | None) -> VolumeM
     if mask_func is None:
         raise ReconError(f"{volume.path}: fully sampled input needs a mask to undersample it")
     seed = mask_seed(volume.path.name)
-    drawn, num_low = mask_func((1, int(volume.kspace.shape[-2]), width, 2), None, seed)
+    try:
+        drawn, num_low = mask_func((1, int(volume.kspace.shape[-2]), width, 2), None, seed)
+    except ValueError as exc:
+        raise ReconError(f"{volume.path}: mask for {width} columns: {exc}") from None
     mask = drawn.reshape(-1).to(torch.float32).numpy().copy()
     if mask.shape[0] != width:
         raise ReconError(f"{volume.path}: mask has {mask.shape[0]} columns, k-space {width}")
