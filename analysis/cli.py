@@ -215,7 +215,12 @@ def report_command(
     """Analyse a study and write the report (results.json, CSV tables, figures, report.html)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from analysis.report import build_report, inputs_from_csv, inputs_from_db
+    from analysis.report import (
+        assignments_from_db,
+        build_report,
+        inputs_from_csv,
+        inputs_from_db,
+    )
 
     if (db is None) == (answers is None):
         raise AnalysisError("give either --db STUDY or --answers ANSWERS.csv --protocol TOML")
@@ -223,7 +228,9 @@ def report_command(
         if protocol is not None or truth is not None:
             raise AnalysisError("--protocol and --truth go with --answers, not with --db")
         frame, proto, truth_frame = inputs_from_db(db)
+        assignments = assignments_from_db(db)
     else:
+        assignments = None
         if protocol is None:
             raise AnalysisError("--answers needs --protocol PROTOCOL.toml")
         assert answers is not None
@@ -244,6 +251,7 @@ def report_command(
             n_boot=n_boot,
             seed=seed,
             simulated_note=simulated_note,
+            assignments=assignments,
             progress=progress,
         )
     typer.echo(f"{out / 'report.html'}: report of {results['study']['title']!r}")

@@ -11,6 +11,12 @@
   score threshold (x) against that of the new arm (y); AUC = P(new > reference) +
   P(tie) / 2 > 0.5 when the new arm is rated better. CI by a vectorised case bootstrap.
 - Preference proportions (paired design) with Wilson intervals.
+- The matched-pairs rank-biserial correlation (Kerby 2014) as the effect size of each Wilcoxon
+  test, ``r = (R+ - R-) / (R+ + R-)`` with Pratt's ranks, with a case-bootstrap 95% CI.
+- The proportional-odds effect with readers and cases random: the same model's log odds ratio
+  with a two-way (reader and case) bootstrap, computed as a score (one-step) bootstrap from each
+  read's influence on the estimate, so that 2000 resamples cost one fit. With few readers or
+  cases the resampling distribution is too narrow and the result says so (``warnings``).
 
 The inputs are reads tables (:mod:`analysis.reads`) of one score question; preferences take the
 raw preference values (an arm code or ``"equal"``).
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +54,9 @@ class WilcoxonResult:
     median_difference: float
     statistic: float
     p_value: float
+    rank_biserial: float | None = None
+    rank_biserial_ci_low: float | None = None
+    rank_biserial_ci_high: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dictionary."""
@@ -54,8 +64,8 @@ class WilcoxonResult:
 
 
 @dataclass(frozen=True)
-class OrdinalResult:
-    """Proportional-odds model: log odds ratio of a higher score on the new arm."""
+class _OddsRatio:
+    """The proportional-odds effect on the new arm: log odds ratio, its interval and test."""
 
     finding: str
     log_odds_ratio: float
@@ -68,12 +78,34 @@ class OrdinalResult:
     p_value: float
     n_reads: int
     n_cases: int
-    reader_effects: bool
-    converged: bool
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dictionary."""
         return _clean(asdict(self))
+
+
+@dataclass(frozen=True)
+class TwoWayOrdinalResult(_OddsRatio):
+    """Proportional-odds log odds ratio with a two-way (reader and case) bootstrap.
+
+    ``ci_low``/``ci_high``: percentile 95% interval of the bootstrap; ``p_value``: two-sided,
+    from the same distribution (below 0.05 exactly when the interval excludes 0); ``se``: the
+    bootstrap SD; ``warnings``: when readers or cases are too few for resampling them to be
+    trusted.
+    """
+
+    n_readers: int = 0
+    n_boot: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OrdinalResult(_OddsRatio):
+    """Proportional-odds model: log odds ratio of a higher score on the new arm (readers
+    fixed, case-clustered SE)."""
+
+    reader_effects: bool = True
+    converged: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,12 +153,20 @@ class PreferenceResult:
 
 
 def wilcoxon_by_reader(
-    reads: pd.DataFrame, reference: str, new: str, *, finding: str | None = None
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    finding: str | None = None,
+    n_boot: int = 0,
+    rng: np.random.Generator | None = None,
 ) -> list[WilcoxonResult]:
     """Per reader, Wilcoxon signed-rank test (Pratt) of new-arm minus reference-arm scores.
 
     Cases scored on both arms by the reader are paired. With no non-zero difference the test
-    has nothing to rank: the statistic is 0 and the p-value 1.
+    has nothing to rank: the statistic is 0 and the p-value 1. Each result carries the
+    matched-pairs rank-biserial correlation; with ``n_boot`` and ``rng`` also its case-bootstrap
+    percentile 95% CI.
     """
     frame = _one_finding(reads, reference, new, finding)
     name = str(frame["finding"].iloc[0])
@@ -141,6 +181,13 @@ def wilcoxon_by_reader(
             statistic, p_value = float(test.statistic), float(test.pvalue)
         else:
             statistic, p_value = 0.0, 1.0
+        effect = float(rank_biserial(diff[None, :])[0])
+        low = high = None
+        if n_boot > 0 and rng is not None and diff.size > 1 and np.any(diff != 0):
+            counts = resampling.case_counts(rng, diff.size, n_boot)
+            boot = rank_biserial_bootstrap(diff, counts)
+            if np.isfinite(boot).any():
+                low, high = resampling.percentile_interval(boot)
         results.append(
             WilcoxonResult(
                 finding=name,
@@ -153,9 +200,52 @@ def wilcoxon_by_reader(
                 median_difference=float(np.median(diff)),
                 statistic=statistic,
                 p_value=p_value,
+                rank_biserial=effect if np.isfinite(effect) else None,
+                rank_biserial_ci_low=low,
+                rank_biserial_ci_high=high,
             )
         )
     return results
+
+
+def rank_biserial_bootstrap(diff: FloatArray, counts: FloatArray) -> FloatArray:
+    """:func:`rank_biserial` of each case-bootstrap resample (counts (B, n)), without sorting.
+
+    The resampled differences take the sample's distinct absolute values only, so each
+    resample's average ranks follow from how often it holds each value: the rank of the k-th
+    smallest absolute value is the count of smaller ones plus (its own count + 1) / 2, exactly
+    what ``scipy.stats.rankdata`` gives for ties.
+    """
+    diff = np.asarray(diff, dtype=float)
+    magnitude = np.abs(diff)
+    values, index = np.unique(magnitude, return_inverse=True)
+    indicator = np.zeros((diff.size, values.size))
+    indicator[np.arange(diff.size), index] = 1.0
+    held = counts @ indicator  # (B, K): how often each |d| value is in the resample
+    below = np.cumsum(held, axis=1) - held
+    ranks = below + (held + 1.0) / 2.0
+    plus = counts @ (indicator * (diff > 0)[:, None])
+    minus = counts @ (indicator * (diff < 0)[:, None])
+    r_plus = (ranks * plus).sum(axis=1)
+    r_minus = (ranks * minus).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result: FloatArray = (r_plus - r_minus) / (r_plus + r_minus)
+    return result
+
+
+def rank_biserial(diffs: FloatArray) -> FloatArray:
+    """Matched-pairs rank-biserial correlation of each row of paired differences (B, n).
+
+    ``(R+ - R-) / (R+ + R-)`` with the ranks of ``|d|`` over all differences, zeros included
+    (Pratt), and the zeros' ranks then left out; in [-1, 1]; NaN for a row of zeros only.
+    """
+    diffs = np.atleast_2d(np.asarray(diffs, dtype=float))
+    ranks = stats.rankdata(np.abs(diffs), axis=1)
+    plus = np.where(diffs > 0, ranks, 0.0).sum(axis=1)
+    minus = np.where(diffs < 0, ranks, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result: FloatArray = (plus - minus) / (plus + minus)
+    return result
 
 
 # ---- proportional odds ------------------------------------------------------------------------
@@ -176,6 +266,130 @@ def proportional_odds(
     indicators (first reader as baseline) when ``reader_effects``; sandwich covariance
     clustered on the case (``cov_type="cluster"``).
     """
+    fitted = _fit_proportional_odds(reads, reference, new, finding, reader_effects)
+    return _ordinal_result(fitted, reader_effects)
+
+
+def _ordinal_result(fitted: _FittedOrdinal, reader_effects: bool) -> OrdinalResult:
+    fit = fitted.fit
+    beta, se = float(fit.params["new"]), float(fit.bse["new"])
+    if not np.isfinite(se):
+        raise AnalysisError(
+            f"finding {fitted.name!r}: the proportional-odds model did not fit (separated scores?)"
+        )
+    z = float(stats.norm.ppf(0.975))
+    low, high = beta - z * se, beta + z * se
+    return OrdinalResult(
+        finding=fitted.name,
+        log_odds_ratio=beta,
+        se=se,
+        ci_low=low,
+        ci_high=high,
+        odds_ratio=float(np.exp(beta)),
+        or_ci_low=float(np.exp(low)),
+        or_ci_high=float(np.exp(high)),
+        p_value=float(2 * stats.norm.sf(abs(beta / se))),
+        n_reads=len(fitted.frame),
+        n_cases=int(fitted.groups.max() + 1),
+        reader_effects=reader_effects,
+        converged=bool(fit.mle_retvals.get("converged", True)),
+    )
+
+
+#: Below these numbers of clusters, resampling them is said to be unreliable.
+FEW_READERS = 10
+FEW_CASES = 40
+
+
+def proportional_odds_two_way(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    finding: str | None = None,
+    n_boot: int = 2000,
+    rng: np.random.Generator,
+) -> tuple[OrdinalResult, TwoWayOrdinalResult]:
+    """The proportional-odds effect with readers and cases random, and the case-clustered fit.
+
+    One fit of :func:`proportional_odds`'s model (reader effects on); then each read's
+    influence on the estimate, ``IF = s_read H^-1`` (score times the inverse information), is
+    summed per case and reader, and a two-way bootstrap resample moves the estimate by
+    ``sum_ij (c_i r_j - 1) IF_ij`` (``c``: case counts, ``r``: reader counts). This one-step
+    (score) bootstrap equals refitting each resample to first order.
+
+    Returns
+    -------
+    (OrdinalResult, TwoWayOrdinalResult)
+        The case-clustered result and the two-way bootstrap result of the same fit.
+    """
+    fitted = _fit_proportional_odds(reads, reference, new, finding, True)
+    clustered = _ordinal_result(fitted, True)
+    fit, model, frame = fitted.fit, fitted.model, fitted.frame
+    params = np.asarray(fit.params, dtype=np.float64)
+    names = list(fit.params.index)
+    scores = np.asarray(model.score_obs(params), dtype=np.float64)  # (n_reads, k)
+    hinv = np.asarray(fit.normalized_cov_params, dtype=np.float64)  # inverse of minus the Hessian
+    influence = scores @ hinv[:, names.index("new")]  # (n_reads,)
+    case_codes = fitted.groups
+    reader_codes, reader_ids = pd.factorize(frame["reader"])
+    n_cases, n_readers = int(case_codes.max() + 1), len(reader_ids)
+    cell = np.zeros((n_cases, n_readers))
+    np.add.at(cell, (case_codes, reader_codes), influence)
+    case_counts = resampling.case_counts(rng, n_cases, n_boot)
+    reader_counts = resampling.reader_counts(rng, n_readers, n_boot)
+    shift = np.einsum("bi,ij,bj->b", case_counts, cell, reader_counts) - cell.sum()
+    beta = float(params[names.index("new")])
+    boot = beta + shift
+    low, high = resampling.percentile_interval(boot)
+    p_value = float(min(1.0, 2 * min(np.mean(boot <= 0.0), np.mean(boot >= 0.0))))
+    warnings = []
+    if n_readers < FEW_READERS:
+        warnings.append(
+            f"only {n_readers} readers: resampling so few readers understates how much other "
+            f"readers could differ (intervals for random readers are unreliable with fewer than "
+            f"about {FEW_READERS})"
+        )
+    if n_cases < FEW_CASES:
+        warnings.append(
+            f"only {n_cases} cases: cluster-robust and case-bootstrap intervals are unreliable "
+            f"with fewer than about {FEW_CASES} cases"
+        )
+    two_way = TwoWayOrdinalResult(
+        finding=fitted.name,
+        log_odds_ratio=beta,
+        se=float(np.std(boot, ddof=1)),
+        ci_low=low,
+        ci_high=high,
+        odds_ratio=float(np.exp(beta)),
+        or_ci_low=float(np.exp(low)),
+        or_ci_high=float(np.exp(high)),
+        p_value=p_value,
+        n_reads=len(frame),
+        n_cases=n_cases,
+        n_readers=n_readers,
+        n_boot=n_boot,
+        warnings=warnings,
+    )
+    return clustered, two_way
+
+
+@dataclass(frozen=True)
+class _FittedOrdinal:
+    name: str
+    frame: pd.DataFrame
+    groups: npt.NDArray[np.int64]
+    model: Any
+    fit: Any
+
+
+def _fit_proportional_odds(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    finding: str | None,
+    reader_effects: bool,
+) -> _FittedOrdinal:
     import warnings
 
     from statsmodels.miscmodels.ordinal_model import OrderedModel
@@ -192,7 +406,7 @@ def proportional_odds(
         dummies = pd.get_dummies(frame["reader"], prefix="reader", drop_first=True, dtype=float)
         exog = pd.concat([exog, dummies.reset_index(drop=True)], axis=1)
     endog = np.searchsorted(levels, frame["value"].to_numpy(dtype=float))
-    groups = pd.factorize(frame["case"])[0]
+    groups = pd.factorize(frame["case"])[0].astype(np.int64)
     model = OrderedModel(endog, exog, distr=_fast_logistic())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -203,28 +417,7 @@ def proportional_odds(
             cov_type="cluster",
             cov_kwds={"groups": groups},
         )
-    beta, se = float(fit.params["new"]), float(fit.bse["new"])
-    if not np.isfinite(se):
-        raise AnalysisError(
-            f"finding {name!r}: the proportional-odds model did not fit (separated scores?)"
-        )
-    z = float(stats.norm.ppf(0.975))
-    low, high = beta - z * se, beta + z * se
-    return OrdinalResult(
-        finding=name,
-        log_odds_ratio=beta,
-        se=se,
-        ci_low=low,
-        ci_high=high,
-        odds_ratio=float(np.exp(beta)),
-        or_ci_low=float(np.exp(low)),
-        or_ci_high=float(np.exp(high)),
-        p_value=float(2 * stats.norm.sf(abs(beta / se))),
-        n_reads=len(frame),
-        n_cases=int(groups.max() + 1),
-        reader_effects=reader_effects,
-        converged=bool(fit.mle_retvals.get("converged", True)),
-    )
+    return _FittedOrdinal(name=name, frame=frame, groups=groups, model=model, fit=fit)
 
 
 def _fast_logistic() -> stats.rv_continuous:

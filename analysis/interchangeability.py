@@ -11,27 +11,29 @@ readers, per case i over ordered reader pairs j != j'::
 
 A reader is never paired with itself, so readers that read only one arm (the paper's TAVR design)
 and fully crossed designs are handled alike. The new arm is interchangeable with the reference
-when the upper bound of the reported two-sided 95% interval lies below the margin.
+when the upper bound of the reported two-sided 95% interval lies below the margin (equivalently,
+the one-sided p-value of H0: gamma >= margin is below 0.025).
 
-Fixed readers: SE = sd(d)/sqrt(N), which equals the case jackknife (Wald interval), with a case
-bootstrap percentile interval alongside. Random readers: SE from jackknife variance components
-(case jackknife + the reader jackknife less its case-noise share; Wald interval), with the
-two-way bootstrap (readers and cases resampled; a reader is never paired with a copy of itself)
-percentile interval alongside. In simulation (tests/analysis/test_interchangeability.py) the
-variance-component interval covers 93-97%, while the two-way bootstrap overstates the variance
-(it counts the reader-by-case noise more than once) and covers nearly 100%.
+The intervals that decide are those of :mod:`analysis.decision`, chosen by simulation: fixed
+readers, the calibrated bootstrap-t over cases (the Wald bound, SE = sd(d)/sqrt(N), is given
+alongside as ``se`` and is anti-conservative on skewed d_i); random readers, the
+Obuchowski-Rockette variance of the reader jackknife pseudovalues with Hillis's degrees of
+freedom, never narrower than the fixed-reader interval. The case-bootstrap percentile interval
+(fixed) and the two-way reader and case bootstrap without self-pairs (random; it over-covers) are
+reported as second opinions only.
 
 Repeat reads (column ``read``) allow the paper's same-reader estimator, which compares each
 reader's reference re-reads with that reader's new-arm reads.
 
-Sensitivity measures for ordinal findings: ``"exact"`` (exact-category agreement) and
-``"squared"`` (squared-difference index: ``gamma = mean (Y_D - Y_C')^2 - mean (Y_C - Y_C')^2``).
+Sensitivity measures for ordinal findings: ``"exact"`` (exact-category agreement, a probability
+like the binary one) and ``"squared"`` (squared-difference index in score units squared:
+``gamma = mean (Y_D - Y_C')^2 - mean (Y_C - Y_C')^2``, which needs its own margin).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -40,7 +42,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from analysis import resampling
+from analysis import decision, resampling
 from analysis.errors import AnalysisError
 from analysis.reads import first_reads, unique_in_order
 
@@ -63,12 +65,17 @@ class InterchangeabilityResult:
 
     ``a_rr``, ``a_tr`` and ``a_tt`` are the mean reference-reference, new-reference and new-new
     agreement rates (for ``measure="squared"``: mean squared differences, so that then
-    ``excess_disagreement = a_tr - a_rr``). ``ci_low``/``ci_high`` are the reported two-sided 95%
-    interval (Wald: fixed readers with the case-jackknife SE; random readers with the jackknife
-    variance-component SE) and ``interchangeable`` is ``ci_high < margin``. ``p_value`` is the
-    one-sided test of H0: gamma >= margin (normal approximation with ``se``).
-    ``boot_ci_low``/``boot_ci_high`` hold the bootstrap percentile interval as a second opinion
+    ``excess_disagreement = a_tr - a_rr``). ``ci_low``/``ci_high`` are the deciding two-sided 95%
+    interval (``interval`` names it: the calibrated bootstrap-t for fixed readers, the Hillis t
+    interval for random readers) and ``interchangeable`` is ``ci_high < margin``. ``p_value`` is
+    the one-sided p-value of H0: gamma >= margin from the same interval (below 0.025 exactly when
+    interchangeable). ``se`` is the case-jackknife SE (fixed) or the random-reader SE, ``df``
+    the t degrees of freedom of the random-reader interval (inf otherwise).
+    ``boot_ci_low``/``boot_ci_high`` hold a bootstrap percentile interval as a second opinion
     (fixed readers: case bootstrap; random readers: the two-way bootstrap without self-pairs).
+    For random readers ``case_var`` and ``reader_var`` split the variance into what the cases
+    give (the fixed-reader variance) and what the readers add; ``ms_r`` and ``cov2`` are the
+    Obuchowski-Rockette pieces of the reader pseudovalues.
     """
 
     finding: str
@@ -78,6 +85,7 @@ class InterchangeabilityResult:
     se: float
     ci_low: float
     ci_high: float
+    p_value: float
     a_rr: float
     a_tr: float
     a_tt: float | None
@@ -90,22 +98,25 @@ class InterchangeabilityResult:
     threshold: float | None
     estimator: str
     n_boot: int
+    interval: str = ""
+    df: float = math.inf
     boot_ci_low: float | None = None
     boot_ci_high: float | None = None
+    case_var: float | None = None
+    reader_var: float | None = None
+    ms_r: float | None = None
+    cov2: float | None = None
+    skewness: float | None = None
     p_holm: float | None = None
     interchangeable_holm: bool | None = None
-    # Derived from the interval and the margin, so no constructor can state them inconsistently.
+    # Derived from the interval and the margin, so no constructor can state it inconsistently.
     interchangeable: bool = field(init=False)
-    p_value: float = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "interchangeable", bool(self.ci_high < self.margin))
-        object.__setattr__(
-            self, "p_value", _one_sided_p(self.excess_disagreement, self.se, self.margin)
-        )
 
     def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready dictionary (NaN becomes None)."""
+        """Plain JSON-ready dictionary (NaN and infinity become None)."""
         return {key: _json_number(value) for key, value in asdict(self).items()}
 
 
@@ -224,61 +235,216 @@ def excess_disagreement(
     -------
     InterchangeabilityResult
     """
-    _check_options(margin, readers, n_boot, measure, estimator)
-    frame = _finding_frame(reads, reference, new, finding)
-    name = str(frame["finding"].iloc[0])
+    outcome = excess_disagreement_models(
+        reads,
+        reference,
+        new,
+        finding=finding,
+        threshold=threshold,
+        margin=margin,
+        models=(readers,),
+        n_boot=n_boot,
+        rng=rng,
+        measure=measure,
+        estimator=estimator,
+        case_counts=case_counts,
+    )[readers]
+    if isinstance(outcome, AnalysisError):
+        raise outcome
+    return outcome
+
+
+def excess_disagreement_models(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    finding: str | None = None,
+    threshold: float | None = None,
+    margin: float = 0.05,
+    models: Sequence[ReaderModel] = ("fixed", "random"),
+    n_boot: int = 2000,
+    rng: np.random.Generator,
+    measure: Measure = "binary",
+    estimator: Estimator = "between-reader",
+    case_counts: resampling.CaseCounts | None = None,
+    second_opinion: bool = True,
+    matrices: ArmMatrices | None = None,
+) -> dict[str, InterchangeabilityResult | AnalysisError]:
+    """:func:`excess_disagreement` for several reader models at once (one fixed-reader
+    bootstrap serves both, the random-reader bound being guarded by it).
+
+    ``second_opinion=False`` leaves out the percentile intervals (``boot_ci_low/high`` None),
+    which decide nothing (sensitivity analyses and simulations skip them). ``matrices``: the
+    finding's case x reader matrices from :func:`arm_matrices` (between-reader estimator
+    only), to skip validating and reshaping ``reads`` again.
+
+    Returns
+    -------
+    dict
+        Per model the result, or the :class:`AnalysisError` that model raised (e.g. random
+        readers with two readers) while the others could be computed.
+    """
+    for model in models:
+        _check_options(margin, model, n_boot, measure, estimator)
     draws = case_counts if case_counts is not None else resampling.CaseCounts(rng, n_boot)
     if draws.n_boot != n_boot:
         raise AnalysisError(f"case_counts holds {draws.n_boot} resamples, n_boot is {n_boot}")
-    if estimator == "same-reader":
-        return _same_reader_result(
-            frame, name, reference, new, threshold, margin, readers, draws, rng, measure
+    if matrices is not None:
+        if estimator != "between-reader":
+            raise AnalysisError("precomputed matrices serve the between-reader estimator only")
+        name = matrices.finding
+        values = _between_reader_values(
+            matrices.scores(reference, new, threshold, measure), measure
         )
-    scores = pair_scores(frame, reference, new, threshold=threshold, measure=measure)
-    a_cc, a_dc, a_dd = scores.per_case()
-    d = a_cc - a_dc
-    gamma = float(d.mean())
-    n_cases = d.shape[0]
-    counts = draws(n_cases)
-    if readers == "fixed":
-        se = _sd_over_sqrt_n(d)
-        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
-        boot = resampling.bootstrap_means(d, counts)
-        boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(boot)
-        method = "case jackknife SE, Wald 95% CI (case-bootstrap percentile CI alongside)"
     else:
-        se = math.sqrt(random_reader_variance(scores).total)
-        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
-        weights = resampling.reader_counts(rng, len(scores.readers), n_boot)
-        boot_ci = resampling.percentile_interval(two_way_bootstrap(scores, counts, weights))
-        method = (
-            "random readers: case + reader jackknife variance components, Wald 95% CI "
-            "(two-way bootstrap without self-pairs percentile CI alongside; it is conservative)"
+        frame = _finding_frame(reads, reference, new, finding)
+        name = str(frame["finding"].iloc[0])
+        if estimator == "same-reader":
+            values = _same_reader_values(frame, reference, new, threshold, measure)
+        else:
+            scores = pair_scores(frame, reference, new, threshold=threshold, measure=measure)
+            values = _between_reader_values(scores, measure)
+    d = values.d
+    n_cases = d.shape[0]
+    fixed = decision.calibrated_bootstrap_t(
+        d, margin, rng=rng, n_boot=n_boot, case_indices=draws.indices(n_cases)
+    )
+    counts = draws(n_cases)
+    common = {
+        "finding": name,
+        "reference": reference,
+        "new": new,
+        "excess_disagreement": float(d.mean()),
+        "a_rr": values.a_rr,
+        "a_tr": values.a_tr,
+        "a_tt": values.a_tt,
+        "n_cases": n_cases,
+        "n_readers": values.n_readers,
+        "margin": margin,
+        "measure": measure,
+        "threshold": threshold,
+        "estimator": estimator,
+        "n_boot": n_boot,
+        "skewness": _skewness(d),
+    }
+    prefix = "same-reader estimator, " if estimator == "same-reader" else ""
+    out: dict[str, InterchangeabilityResult | AnalysisError] = {}
+    for model in models:
+        low: float | None = None
+        high: float | None = None
+        if model == "fixed":
+            if second_opinion:
+                low, high = resampling.percentile_interval(resampling.bootstrap_means(d, counts))
+            out[model] = InterchangeabilityResult(
+                **common,  # type: ignore[arg-type]
+                se=_sd_over_sqrt_n(d),
+                ci_low=fixed.ci_low,
+                ci_high=fixed.ci_high,
+                p_value=fixed.p_value,
+                readers="fixed",
+                method=prefix + fixed.method + " (case-bootstrap percentile CI alongside)",
+                interval=fixed.interval,
+                df=fixed.df,
+                boot_ci_low=low,
+                boot_ci_high=high,
+            )
+            continue
+        try:
+            leave_out = values.leave_out()
+        except AnalysisError as exc:
+            out[model] = exc
+            continue
+        chosen, components = decision.random_reader_interval(d, leave_out, margin, fixed)
+        if second_opinion:
+            low, high = resampling.percentile_interval(values.two_way(rng, counts, n_boot))
+        out[model] = InterchangeabilityResult(
+            **common,  # type: ignore[arg-type]
+            se=chosen.se,
+            ci_low=chosen.ci_low,
+            ci_high=chosen.ci_high,
+            p_value=chosen.p_value,
+            readers="random",
+            method=prefix
+            + chosen.method
+            + " (two-way bootstrap percentile CI alongside; it is conservative)",
+            interval=chosen.interval,
+            df=chosen.df,
+            boot_ci_low=low,
+            boot_ci_high=high,
+            case_var=components.case_var,
+            reader_var=components.reader_var,
+            ms_r=components.ms_r,
+            cov2=components.cov2,
         )
+    return out
+
+
+@dataclass(frozen=True)
+class _CaseValues:
+    """Per-case excess disagreements of one finding, and how to get what random readers need."""
+
+    d: FloatArray
+    a_rr: float
+    a_tr: float
+    a_tt: float | None
+    n_readers: int
+    leave_out: Callable[[], FloatArray]
+    two_way: Callable[[np.random.Generator, FloatArray, int], FloatArray]
+
+
+def _between_reader_values(scores: PairScores, measure: Measure) -> _CaseValues:
+    a_cc, a_dc, a_dd = scores.per_case()
     sign = -1.0 if measure == "squared" else 1.0
     a_tt = float(np.nanmean(a_dd)) if np.any(np.isfinite(a_dd)) else None
-    return InterchangeabilityResult(
-        finding=name,
-        reference=reference,
-        new=new,
-        excess_disagreement=gamma,
-        se=se,
-        ci_low=float(ci_low),
-        ci_high=float(ci_high),
+
+    def two_way(rng: np.random.Generator, counts: FloatArray, n_boot: int) -> FloatArray:
+        weights = resampling.reader_counts(rng, len(scores.readers), n_boot)
+        return two_way_bootstrap(scores, counts, weights)
+
+    return _CaseValues(
+        d=a_cc - a_dc,
         a_rr=sign * float(a_cc.mean()),
         a_tr=sign * float(a_dc.mean()),
         a_tt=None if a_tt is None else sign * a_tt,
-        n_cases=n_cases,
         n_readers=len(scores.readers),
-        margin=margin,
-        readers=readers,
-        method=method,
-        measure=measure,
-        threshold=threshold,
-        estimator="between-reader",
-        n_boot=n_boot,
-        boot_ci_low=boot_ci[0],
-        boot_ci_high=boot_ci[1],
+        leave_out=lambda: _leave_out_matrix(scores),
+        two_way=two_way,
+    )
+
+
+def _same_reader_values(
+    frame: pd.DataFrame, reference: str, new: str, threshold: float | None, measure: Measure
+) -> _CaseValues:
+    scores = same_reader_scores(frame, reference, new, threshold=threshold, measure=measure)
+    d_ij = scores.rr - scores.tr
+    n_readers = d_ij.shape[1]
+    sign = -1.0 if measure == "squared" else 1.0
+    a_tt = float(np.nanmean(scores.tt)) if np.any(np.isfinite(scores.tt)) else None
+
+    def leave_out() -> FloatArray:
+        if n_readers < 3:
+            raise AnalysisError(
+                f"column 'reader': random-reader inference needs at least three readers, "
+                f"found {n_readers}"
+            )
+        result: FloatArray = (d_ij.sum(axis=1, keepdims=True) - d_ij) / (n_readers - 1)
+        return result
+
+    def two_way(rng: np.random.Generator, counts: FloatArray, n_boot: int) -> FloatArray:
+        weights = resampling.reader_counts(rng, n_readers, n_boot)
+        per_reader = counts @ d_ij / counts.sum(axis=1)[:, None]  # (B, J)
+        result: FloatArray = (per_reader * weights).sum(axis=1) / weights.sum(axis=1)
+        return result
+
+    return _CaseValues(
+        d=d_ij.mean(axis=1),
+        a_rr=sign * float(scores.rr.mean()),
+        a_tr=sign * float(scores.tr.mean()),
+        a_tt=None if a_tt is None else sign * a_tt,
+        n_readers=n_readers,
+        leave_out=leave_out,
+        two_way=two_way,
     )
 
 
@@ -299,7 +465,7 @@ def interchangeability_by_finding(
     """:func:`excess_disagreement` for every finding in ``reads`` (in order of appearance).
 
     With ``holm=True`` the one-sided p-values are Holm-adjusted across findings
-    (``statsmodels.stats.multitest.multipletests``) into ``p_holm``, and ``interchangeable_holm``
+    (:func:`analysis.multiplicity.holm`) into ``p_holm``, and ``interchangeable_holm``
     is ``p_holm < 0.025`` (the one-sided level matching the two-sided 95% interval).
     """
     _require_columns(reads)
@@ -330,18 +496,108 @@ def interchangeability_by_finding(
     return results
 
 
+def interchangeability_by_finding_models(
+    reads: pd.DataFrame,
+    reference: str,
+    new: str,
+    *,
+    models: Sequence[ReaderModel] = ("fixed", "random"),
+    threshold: float | None = None,
+    margin: float = 0.05,
+    n_boot: int = 2000,
+    rng: np.random.Generator,
+    measure: Measure = "binary",
+    estimator: Estimator = "between-reader",
+    second_opinion: bool = True,
+    matrices: Mapping[str, ArmMatrices] | None = None,
+) -> tuple[dict[str, list[InterchangeabilityResult]], dict[str, str]]:
+    """:func:`excess_disagreement_models` for every finding (one joint case bootstrap).
+
+    ``matrices`` (finding -> :func:`arm_matrices`), when given, are used instead of reshaping
+    ``reads`` again for every analysis of the same findings.
+
+    Returns
+    -------
+    results : dict
+        Per model, the results of every finding in order of appearance (a model that failed
+        for some finding is left out entirely).
+    errors : dict
+        Per model that could not be computed, the first error's message.
+    """
+    _require_columns(reads)
+    if reads.empty:
+        raise AnalysisError("the reads table is empty: no finding to analyse")
+    draws = resampling.CaseCounts(rng, n_boot)
+    names = reads["finding"].astype(str)
+    results: dict[str, list[InterchangeabilityResult]] = {model: [] for model in models}
+    errors: dict[str, str] = {}
+    for name, part in reads.groupby(names, sort=False):
+        outcome = excess_disagreement_models(
+            part,
+            reference,
+            new,
+            finding=str(name),
+            threshold=threshold,
+            margin=margin,
+            models=models,
+            n_boot=n_boot,
+            rng=rng,
+            measure=measure,
+            estimator=estimator,
+            case_counts=draws,
+            second_opinion=second_opinion,
+            matrices=None if matrices is None else matrices[str(name)],
+        )
+        for model, value in outcome.items():
+            if isinstance(value, AnalysisError):
+                errors.setdefault(model, str(value))
+            else:
+                results[model].append(value)
+    for model in errors:
+        results.pop(model, None)
+    return results, errors
+
+
 def holm_adjust(results: Sequence[InterchangeabilityResult]) -> list[InterchangeabilityResult]:
     """Add Holm-adjusted one-sided p-values (``p_holm``, ``interchangeable_holm``)."""
-    from statsmodels.stats.multitest import multipletests
+    from analysis.multiplicity import holm
 
     if not results:
         return []
-    p_values = np.array([result.p_value for result in results])
-    adjusted = multipletests(p_values, alpha=0.025, method="holm")[1]
+    adjusted = holm([result.p_value for result in results])
     return [
         replace(result, p_holm=float(p), interchangeable_holm=bool(p < 0.025))
         for result, p in zip(results, adjusted, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class ArmMatrices:
+    """One finding's first reads as case x reader matrices of both arms (NaN: not read)."""
+
+    finding: str
+    cases: tuple[str, ...]
+    readers: tuple[str, ...]
+    ref: FloatArray
+    new: FloatArray
+
+    def scores(
+        self, reference: str, new: str, threshold: float | None, measure: Measure
+    ) -> PairScores:
+        """The pair scores of these matrices (see :func:`pair_scores_from_arrays`)."""
+        return pair_scores_from_arrays(
+            self.ref, self.new, cases=self.cases, readers=self.readers, threshold=threshold,
+            measure=measure, reference=reference, new=new,
+        )  # fmt: skip
+
+
+def arm_matrices(
+    reads: pd.DataFrame, reference: str, new: str, *, finding: str | None = None
+) -> ArmMatrices:
+    """Validate one finding's reads and arrange them as case x reader matrices per arm."""
+    frame = _finding_frame(reads, reference, new, finding)
+    cases, readers, ref, nov = _arm_matrices(first_reads(frame), reference, new)
+    return ArmMatrices(str(frame["finding"].iloc[0]), cases, readers, ref, nov)
 
 
 def pair_scores(
@@ -454,52 +710,59 @@ def two_way_bootstrap(
     return result
 
 
-@dataclass(frozen=True)
-class RandomReaderVariance:
-    """Variance of gamma for random readers and cases from jackknife variance components.
-
-    ``case_var``: the case jackknife, ``sd(d)^2 / N`` (cases random, readers fixed; it already holds
-    the reader-by-case interaction). ``reader_var``: the reader part, from the delete-one-reader
-    jackknife of gamma (``v_r``) less its case-noise share, estimated from the per-case reader
-    jackknives (``v_r_case``): ``max(0, (N v_r - mean_i v_r_case_i) / (N - 1))``, in the spirit of
-    Obuchowski-Rockette's ``max(Cov2 - Cov3, 0)``. ``total = case_var + reader_var``.
-    """
-
-    case_var: float
-    reader_var: float
-    total: float
-    df: float
-
-
-def random_reader_variance(scores: PairScores) -> RandomReaderVariance:
-    """Jackknife variance components of gamma with readers and cases random (see the class).
+def random_reader_variance(scores: PairScores) -> decision.ReaderPseudovalueVariance:
+    """Variance of gamma with readers and cases random: Obuchowski-Rockette on the reader
+    jackknife pseudovalues (:func:`analysis.decision.pseudovalue_variance`), with Hillis's df.
 
     Needs at least three readers, with reader pairs left on both arms whenever any one reader is
     left out.
     """
     a_cc, a_dc, _ = scores.per_case()
-    leave_out = np.column_stack(
-        [_leave_reader_out(scores, j) for j in range(len(scores.readers))]
-    )  # (N, J): d_i without reader j
+    return decision.pseudovalue_variance(a_cc - a_dc, _leave_out_matrix(scores))
+
+
+def _leave_out_matrix(scores: PairScores) -> FloatArray:
+    """(N, J): d_i without reader j, for every reader."""
+    leave_out = np.column_stack([_leave_reader_out(scores, j) for j in range(len(scores.readers))])
     if len(scores.readers) < 3 or not np.isfinite(leave_out).all():
         raise AnalysisError(
             "column 'reader': random-reader inference needs at least three readers, with reader "
             "pairs left on both arms when any one reader is left out"
         )
-    return _variance_components(a_cc - a_dc, leave_out)
+    result: FloatArray = leave_out
+    return result
 
 
-def _variance_components(d: FloatArray, leave_out: FloatArray) -> RandomReaderVariance:
-    """Case and reader variance of mean(d) from per-case values and leave-one-reader-out values."""
-    n_cases, n_readers = leave_out.shape
-    factor = (n_readers - 1) / n_readers
-    gammas = leave_out.mean(axis=0)
-    v_r = factor * float(np.sum((gammas - gammas.mean()) ** 2))
-    per_case = factor * np.sum((leave_out - leave_out.mean(axis=1, keepdims=True)) ** 2, axis=1)
-    case_var = float(np.var(d, ddof=1) / n_cases)
-    reader_var = max(0.0, (n_cases * v_r - float(per_case.mean())) / (n_cases - 1))
-    return RandomReaderVariance(
-        case_var=case_var, reader_var=reader_var, total=case_var + reader_var, df=n_readers - 1
+def per_reader_excess_disagreement(scores: PairScores) -> pd.DataFrame:
+    """Each reader's own excess disagreement, with a case-jackknife SE.
+
+    For reader j: the mean over the other readers k (reference arm) of ``1{Y_C[j] = Y_C[k]} -
+    1{Y_D[j] = Y_C[k]}``, i.e. how much more reader j disagrees with colleagues when reading the
+    new arm than when reading the reference. For a fully crossed design the mean over readers
+    equals gamma. Columns ``reader, excess_disagreement, se, ci_low, ci_high, n_cases``.
+    """
+    rows = []
+    n_cases = len(scores.cases)
+    for j, reader in enumerate(scores.readers):
+        cc = scores.cc[:, j, :][:, scores.cc_mask[j]]
+        dc = scores.dc[:, j, :][:, scores.dc_mask[j]]
+        if cc.shape[1] == 0 or dc.shape[1] == 0:
+            continue
+        theta = cc.mean(axis=1) - dc.mean(axis=1)
+        value = float(theta.mean())
+        se = _sd_over_sqrt_n(theta)
+        rows.append(
+            {
+                "reader": reader,
+                "excess_disagreement": value,
+                "se": se,
+                "ci_low": value - _Z975 * se,
+                "ci_high": value + _Z975 * se,
+                "n_cases": n_cases,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["reader", "excess_disagreement", "se", "ci_low", "ci_high", "n_cases"]
     )
 
 
@@ -671,76 +934,6 @@ def gee_excess_disagreement(
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _same_reader_result(
-    frame: pd.DataFrame,
-    name: str,
-    reference: str,
-    new: str,
-    threshold: float | None,
-    margin: float,
-    readers: ReaderModel,
-    draws: resampling.CaseCounts,
-    rng: np.random.Generator,
-    measure: Measure,
-) -> InterchangeabilityResult:
-    n_boot = draws.n_boot
-    scores = same_reader_scores(frame, reference, new, threshold=threshold, measure=measure)
-    d_ij = scores.rr - scores.tr
-    d = d_ij.mean(axis=1)
-    gamma = float(d.mean())
-    n_cases, n_readers = d_ij.shape
-    counts = draws(n_cases)
-    if readers == "fixed":
-        se = _sd_over_sqrt_n(d)
-        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
-        boot_ci: tuple[float | None, float | None] = resampling.percentile_interval(
-            resampling.bootstrap_means(d, counts)
-        )
-        method = "same-reader estimator, case jackknife SE, Wald 95% CI"
-    else:
-        if n_readers < 3:
-            raise AnalysisError(
-                f"column 'reader': random-reader inference needs at least three readers, "
-                f"found {n_readers}"
-            )
-        leave_out = (d_ij.sum(axis=1, keepdims=True) - d_ij) / (n_readers - 1)
-        se = math.sqrt(_variance_components(d, leave_out).total)
-        ci_low, ci_high = gamma - _Z975 * se, gamma + _Z975 * se
-        weights = resampling.reader_counts(rng, n_readers, n_boot)
-        per_reader = counts @ d_ij / counts.sum(axis=1)[:, None]  # (B, J)
-        boot = (per_reader * weights).sum(axis=1) / weights.sum(axis=1)
-        boot_ci = resampling.percentile_interval(boot)
-        method = (
-            "same-reader estimator, random readers: jackknife variance components, Wald 95% CI "
-            "(two-way bootstrap percentile CI alongside)"
-        )
-    sign = -1.0 if measure == "squared" else 1.0
-    a_tt = float(np.nanmean(scores.tt)) if np.any(np.isfinite(scores.tt)) else None
-    return InterchangeabilityResult(
-        finding=name,
-        reference=reference,
-        new=new,
-        excess_disagreement=gamma,
-        se=se,
-        ci_low=float(ci_low),
-        ci_high=float(ci_high),
-        a_rr=sign * float(scores.rr.mean()),
-        a_tr=sign * float(scores.tr.mean()),
-        a_tt=None if a_tt is None else sign * a_tt,
-        n_cases=n_cases,
-        n_readers=n_readers,
-        margin=margin,
-        readers=readers,
-        method=method,
-        measure=measure,
-        threshold=threshold,
-        estimator="same-reader",
-        n_boot=n_boot,
-        boot_ci_low=boot_ci[0],
-        boot_ci_high=boot_ci[1],
-    )
 
 
 def _check_options(margin: float, readers: str, n_boot: int, measure: str, estimator: str) -> None:
@@ -918,11 +1111,13 @@ def _sd_over_sqrt_n(d: FloatArray) -> float:
     return float(np.std(d, ddof=1) / math.sqrt(d.shape[0]))
 
 
-def _one_sided_p(gamma: float, se: float, margin: float) -> float:
-    """P-value of H0: gamma >= margin against H1: gamma < margin (normal approximation)."""
-    if se <= 0 or not math.isfinite(se):
-        return 0.0 if gamma < margin else 1.0
-    return float(stats.norm.cdf((gamma - margin) / se))
+def _skewness(d: FloatArray) -> float | None:
+    """Sample skewness of the per-case values (None when they do not vary)."""
+    centred = d - d.mean()
+    spread = float(np.mean(centred**2))
+    if spread <= 0:
+        return None
+    return float(np.mean(centred**3) / spread**1.5)
 
 
 def _json_number(value: object) -> object:

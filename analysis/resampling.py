@@ -56,10 +56,11 @@ def case_counts(rng: np.random.Generator, n_cases: int, n_boot: int) -> FloatArr
 
 
 class CaseCounts:
-    """Case-bootstrap count matrices drawn once per number of cases and then reused.
+    """Case-bootstrap draws made once per number of cases and then reused.
 
     Analyses of several findings (or arms) over the same cases share one draw, which is the
-    joint case bootstrap and saves drawing and counting B x N indices again for each.
+    joint case bootstrap and saves drawing and counting B x N indices again for each. The draw
+    is kept both as indices (B, N) (:meth:`indices`) and as counts (B, N) (calling the object).
 
     Parameters
     ----------
@@ -73,13 +74,20 @@ class CaseCounts:
         _check_counts(1, n_boot)
         self.rng = rng
         self.n_boot = n_boot
-        self._drawn: dict[int, FloatArray] = {}
+        self._indices: dict[int, IntArray] = {}
+        self._counts: dict[int, FloatArray] = {}
+
+    def indices(self, n_cases: int) -> IntArray:
+        """Indices (B, n_cases) of the resampled cases for a data set of ``n_cases`` cases."""
+        if n_cases not in self._indices:
+            self._indices[n_cases] = case_indices(self.rng, n_cases, self.n_boot)
+        return self._indices[n_cases]
 
     def __call__(self, n_cases: int) -> FloatArray:
         """Counts (B, n_cases) for a data set of ``n_cases`` cases."""
-        if n_cases not in self._drawn:
-            self._drawn[n_cases] = case_counts(self.rng, n_cases, self.n_boot)
-        return self._drawn[n_cases]
+        if n_cases not in self._counts:
+            self._counts[n_cases] = index_counts(self.indices(n_cases), n_cases)
+        return self._counts[n_cases]
 
 
 def reader_counts(rng: np.random.Generator, n_readers: int, n_boot: int) -> FloatArray:

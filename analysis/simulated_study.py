@@ -10,6 +10,7 @@ Nothing here is real data: reports built from it must say so (``simulated_note``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,7 @@ def simulate_answers(
     signal: float = 1.6,
     extra_noise: float = 0.3,
     quality_shift: float = 0.3,
+    fatigue: float = 0.0,
 ) -> SimulatedStudy:
     """Simulate the answers of every reader to every likert / preference question.
 
@@ -60,6 +62,13 @@ def simulate_answers(
         Extra reader noise (SD) of the non-reference arms.
     quality_shift : float
         Latent image-quality shift of the non-reference arms.
+    fatigue : float
+        Reading-order effect: the read noise grows by this factor from the first to the last
+        position of a session (0: none), so late reads are less often correct.
+
+    The answers carry ``first_answered_at`` (a simulated reading clock: sessions 28 days apart,
+    a minute or so per case) and ``active_ms``, drawn after everything else so that the grades
+    do not depend on them.
 
     Returns
     -------
@@ -81,7 +90,11 @@ def simulate_answers(
     )
     # sequential: session = position of the arm in the reader's order (alternating by case)
     session = ((arm_idx + case_idx + rdr_idx) % n_a) + 1 if not paired else np.ones_like(arm_idx)
-    position = case_idx + 1
+    # each reader reads the cases in a different order (a fixed permutation, no random draws)
+    multiplier = next(m for m in (7919, 7927, 7933, 7937) if math.gcd(m, n_cases) == 1)
+    position = (case_idx * multiplier + rdr_idx * (n_cases // 3 + 1)) % n_cases + 1
+    # reading-order effect: noise grows with the position in the session
+    order_scale = 1.0 + fatigue * (position - 1) / max(n_cases - 1, 1)
     left_is_new = (case_idx + rdr_idx) % 2 == 0
     side = np.where((arm_idx != arms.index(reference)) == left_is_new, "left", "right")
 
@@ -110,7 +123,9 @@ def simulate_answers(
                     signal * truth[None, None, :]
                     + case_effect[None, None, :]
                     - 0.3
-                    + rng.normal(0.0, 1.0, (n_a, n_r, n_cases)) * noise_sd[:, None, None]
+                    + rng.normal(0.0, 1.0, (n_a, n_r, n_cases))
+                    * noise_sd[:, None, None]
+                    * order_scale
                 )
                 frames.append(frame(q.id, finding, _cut(latent, q.points or 4)))
                 truth_rows.append(pd.DataFrame({"case": cases, "finding": finding, "truth": truth}))
@@ -131,9 +146,38 @@ def simulate_answers(
             frames.append(one[one["arm"] == reference].assign(arm=None, side=None))
     answers = pd.concat(frames, ignore_index=True)
     answers.insert(0, "study", protocol.title)
+    answers = _reading_clock(answers, rng)
     truth_frame = (
         pd.concat(truth_rows, ignore_index=True)
         if truth_rows
         else pd.DataFrame(columns=["case", "finding", "truth"])
     )
     return SimulatedStudy(answers=answers, truth=truth_frame)
+
+
+def _reading_clock(answers: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Add ``first_answered_at`` and ``active_ms``: each reader reads a session's cases in
+    position order, about a minute each (lognormal), with a short pause between cases."""
+    reads = answers[["reader", "session", "position"]].drop_duplicates()
+    reads = reads.sort_values(["reader", "session", "position"]).reset_index(drop=True)
+    active = np.round(rng.lognormal(np.log(55_000.0), 0.45, len(reads))).astype(np.int64)
+    pause = rng.exponential(8_000.0, len(reads))
+    reads["active_ms"] = active
+    elapsed = (active + pause).astype(float)
+    start = pd.Timestamp("2026-01-05T08:00:00+00:00")
+    offsets = []
+    for _, part in reads.groupby(["reader", "session"], sort=False):
+        offsets.append(np.concatenate([[0.0], np.cumsum(elapsed[part.index])[:-1]]))
+    reads["_offset_ms"] = np.concatenate(offsets) if offsets else np.array([])
+    times = (
+        start
+        + pd.to_timedelta((reads["session"].astype(int) - 1) * 28, unit="D")
+        + pd.to_timedelta(reads["_offset_ms"], unit="ms")
+    )
+    reads["first_answered_at"] = times.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "+00:00"
+    merged = answers.merge(
+        reads[["reader", "session", "position", "first_answered_at", "active_ms"]],
+        on=["reader", "session", "position"],
+        how="left",
+    )
+    return merged

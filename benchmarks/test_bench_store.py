@@ -81,10 +81,7 @@ def store_assignments(folder: Path) -> tuple[dict[str, float], Path]:
     engine = make_engine(db)
     upgrade(engine)
     t2 = time.perf_counter()
-    series = {
-        (r.case_id, r.arm): SeriesCopy(f"s-{i:06x}", f"s-{i:06x}", N_SLICES)
-        for i, r in enumerate(rows)
-    }
+    series = {r.key: SeriesCopy(f"s-{i:06x}", f"s-{i:06x}", N_SLICES) for i, r in enumerate(rows)}
     with Session(engine) as s, s.begin():
         write_study(
             s,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import typer
 
 from analysis import cli as analysis_cli
+from analysis import plan_cli
 from analysis.errors import AnalysisError
 from blindreader import demo_cli, info
 from reader_app import cli as reader_cli
@@ -35,6 +36,7 @@ recon_cli.register(app)
 studies_cli.register(app)
 reader_cli.register(app)
 analysis_cli.register(app)
+plan_cli.register(app)
 
 #: Errors that are the user's input, not a bug: shown as one line, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (

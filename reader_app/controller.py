@@ -1,14 +1,20 @@
 """The reading controller: the only part of the viewer that talks to the study store.
 
 Widgets call its methods; it records answers through :class:`studies.store.Store` the moment they
-are given (one transaction each), completes assignments, records the event log (case opened /
-closed, window/level changed (throttled), focus lost / gained, idle after 60 s), asks
-the prefetcher for images and updates the :class:`ReadingState` the widgets observe.
+are given (one transaction each, written by the :class:`~reader_app.writer.StoreWriter` thread so
+the window never waits for the database: an answer shows as *being saved* until its transaction
+has committed, then as *saved*), completes assignments, moves back and forth within the open
+session (a change to an already completed case asks the reader for a reason), shows the feedback
+of training cases, records the event log (case opened / closed, window/level changed
+(throttled), focus lost / gained, idle after 60 s), asks the prefetcher for images and updates
+the :class:`ReadingState` the widgets observe. Reads stay on the GUI thread (WAL: a reader never
+waits for a writer).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
@@ -21,12 +27,21 @@ from reader_app.prefetch import Prefetcher
 from reader_app.questions import AnswerSlot, answer_slots, missing_required
 from reader_app.signals import emit
 from reader_app.state import ReadingState
+from reader_app.training import TrainingFeedback, training_feedback
+from reader_app.writer import StoreWriter
 from studies.api import AnswerKey, AnswerValue, AssignmentView, ReaderInfo, SessionInfo
 from studies.errors import StudyError
+from studies.review import review_refusal
+from studies.store import format_key, validate_value
 
 if TYPE_CHECKING:
     from studies.protocol import Protocol
     from studies.store import Store
+
+#: Asks the reader why an answer of a completed case changes; None: the reader cancelled.
+ReasonProvider = Callable[[AssignmentView], "str | None"]
+#: The reason used when no one can be asked (scripted reading).
+DEFAULT_REASON = "corrected a slip"
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +96,8 @@ class ReadingController(QObject):
     case_shown = Signal(str)  # assignment id whose images are now on screen
     missing_answers = Signal(object)  # list[AnswerKey] that block Next
     images_failed = Signal(str)  # message shown to the reader
+    training_feedback = Signal(object)  # TrainingFeedback | None (None: feedback closed)
+    busy_changed = Signal(bool)  # a completion is being written (Next / Previous wait)
 
     def __init__(
         self,
@@ -96,9 +113,14 @@ class ReadingController(QObject):
         super().__init__(parent)
         self.store = store
         self.state = state if state is not None else ReadingState(self)
-        self.prefetcher = Prefetcher(prefetch_capacity, self)
+        self.state.set_n_cells(store.protocol.hanging.n_cells)
+        self.prefetcher = Prefetcher(prefetch_capacity, self, store.protocol.window_presets)
         self.prefetcher.loaded.connect(self._images_loaded)
         self.prefetcher.failed.connect(self._images_failed)
+        self.writer = StoreWriter(self)
+        #: Asks why a completed case's answer changes (the reading view installs a prompt).
+        self.reason_provider: ReasonProvider | None = None
+        self.feedback: TrainingFeedback | None = None
         self._session_views: list[AssignmentView] = []
         self._case_open = False
         self._idle = False
@@ -107,6 +129,13 @@ class ReadingController(QObject):
         self._slots_sides = -1
         self._pending_images: str | None = None
         self._loading_images = False
+        self._signed_in: set[str] = set()  # readers who gave their passphrase this session
+        self._busy = False
+        self._saved: dict[AnswerKey, AnswerValue] = {}  # committed answers of the open case
+        self._latest: dict[AnswerKey, int] = {}  # newest write submitted per answer
+        self._writes = 0
+        self._visit_reason: str | None = None
+        self._shut_down = False
 
         self._idle_timer = QTimer(self)
         self._idle_timer.setSingleShot(True)
@@ -120,7 +149,7 @@ class ReadingController(QObject):
         self._window_timer.setSingleShot(True)
         self._window_timer.setInterval(window_event_ms)
         self._window_timer.timeout.connect(self._record_window)
-        self.state.view.window_changed.connect(self._window_changed)
+        self.state.window_changed.connect(self._window_changed)
 
         self._activity = _ActivityFilter(self)
         app = QGuiApplication.instance()
@@ -139,12 +168,24 @@ class ReadingController(QObject):
         """``sequential`` or ``paired``."""
         return str(self.protocol.design)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a completion is being written (the next case opens when it is done)."""
+        return self._busy
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is being written and no case is waiting to open (tests, scripted reading)."""
+        return not self._busy and self.writer.idle
+
     def readers(self) -> list[ReaderInfo]:
         """The study's readers."""
         return self.store.readers()
 
     def select_reader(self, reader_id: str) -> ReaderInfo:
         """Make ``reader_id`` the reader at the workstation and load their sessions.
+
+        A reader who has not read anything yet is shown the start screen first.
 
         Raises
         ------
@@ -155,18 +196,61 @@ class ReadingController(QObject):
         if reader is None:
             known = ", ".join(r.reader_id for r in self.readers())
             raise ReaderAppError(f"--reader {reader_id!r} is not a reader of this study ({known})")
+        if reader_id not in self._signed_in and self.requires_passphrase(reader_id):
+            raise ReaderAppError(f"{reader.name} signs in with a passphrase")
         self.close_case()
         self.state.set_assignment(None)
+        self.state.set_finished(None)
+        sessions = self.store.sessions(reader.reader_id)
+        self.state.set_start(not any(s.n_done for s in sessions))
         self.state.set_reader(reader)
         self.refresh_sessions()
         return reader
 
+    def requires_passphrase(self, reader_id: str) -> bool:
+        """Whether the reader signs in with a passphrase (False for an unknown reader)."""
+        if all(r.reader_id != reader_id for r in self.readers()):
+            return False
+        return self.store.requires_passphrase(reader_id)
+
+    def sign_in(self, reader_id: str, passphrase: str | None = None) -> ReaderInfo:
+        """Check the reader's passphrase (if they have one; the attempt is logged), then select
+        them.
+
+        Raises
+        ------
+        ReaderAppError
+            A wrong or missing passphrase, or an unknown reader.
+        """
+        try:
+            self.store.sign_in(reader_id, passphrase)
+        except StudyError as exc:
+            reader = next((r for r in self.readers() if r.reader_id == reader_id), None)
+            if reader is None or not passphrase:
+                raise ReaderAppError(str(exc)) from None
+            raise ReaderAppError(f"Wrong passphrase for {reader.name}: try again.") from None
+        self._signed_in.add(reader_id)
+        return self.select_reader(reader_id)
+
     def change_reader(self) -> None:
         """Leave the current reader (back to the reader picker)."""
+        self._signed_in.clear()
         self.close_case()
         self.state.set_assignment(None)
+        self.state.set_finished(None)
+        self.state.set_start(False)
         self.state.set_reader(None)
         self.state.set_sessions([])
+
+    def show_start(self) -> None:
+        """Show the start screen with the protocol's instructions."""
+        self.state.set_finished(None)
+        self.state.set_start(True)
+
+    def show_worklist(self) -> None:
+        """Leave the start screen or the "session finished" page for the session list."""
+        self.state.set_finished(None)
+        self.state.set_start(False)
 
     def refresh_sessions(self) -> list[SessionInfo]:
         """Reload the reader's sessions and their progress into the state."""
@@ -187,7 +271,9 @@ class ReadingController(QObject):
         Raises
         ------
         ReaderAppError
-            The session is locked (washout or an earlier session unfinished) or does not exist.
+            The session is locked (washout or an earlier session unfinished), is finished and
+            may not be viewed again yet (the protocol's ``review`` rule: not while a later
+            session is still to be read), or does not exist.
         """
         reader = self._reader()
         sessions = self.refresh_sessions()
@@ -200,6 +286,11 @@ class ReadingController(QObject):
                     f"Session {index} opens on {opening_text(info.not_before)} (washout period)"
                 )
             raise ReaderAppError(f"Session {index} opens when the earlier session is finished")
+        refusal = review_refusal(sessions, index, self.protocol.review)
+        if refusal is not None:
+            raise ReaderAppError(refusal)
+        self.state.set_start(False)
+        self.state.set_finished(None)
         self.state.session_index = index
         self._session_views = self.store.assignments(reader.reader_id, index)
         if info.finished:
@@ -215,7 +306,11 @@ class ReadingController(QObject):
     def open_assignment(self, view: AssignmentView) -> None:
         """Show ``view``: black frame, then its images; prefetch the next case."""
         self.close_case()
+        self._set_feedback(None)
         self.state.set_message("")
+        self._saved = dict(view.answers)
+        self._latest = {}
+        self._visit_reason = None
         self.state.set_assignment(view)
         if not view.read_only:
             self._record(
@@ -235,12 +330,13 @@ class ReadingController(QObject):
             self._images_failed(view.assignment_id, self.prefetcher.errors[view.assignment_id])
 
     def following(self, view: AssignmentView) -> list[AssignmentView]:
-        """The session's cases after ``view`` that still need reading (all, when read-only)."""
-        return [
-            v
-            for v in self._session_views
-            if v.position > view.position and (view.read_only or not v.completed)
-        ]
+        """The session's cases after ``view``, in reading order (those to prefetch)."""
+        return [v for v in self._session_views if v.position > view.position]
+
+    def _session_now(self, view: AssignmentView) -> list[AssignmentView]:
+        """The open session's assignments as stored now (completion flags up to date)."""
+        self._session_views = self.store.assignments(view.reader_id, view.session_index)
+        return self._session_views
 
     def close_case(self) -> None:
         """Record that the open case is left (not completed); safe to call twice."""
@@ -251,8 +347,11 @@ class ReadingController(QObject):
         self._idle_timer.stop()
 
     def back_to_worklist(self) -> None:
-        """Leave the reading view; every given answer is already stored."""
+        """Leave the reading view; every given answer is stored (or being stored)."""
+        if self._busy:
+            return
         self.close_case()
+        self._set_feedback(None)
         self.state.set_message("")
         self.state.set_assignment(None)
         self.state.session_index = None
@@ -268,29 +367,96 @@ class ReadingController(QObject):
         return self._slots
 
     def set_answer(self, key: AnswerKey, value: AnswerValue) -> bool:
-        """Store an answer now (one transaction) and show it; False (with a message) if refused."""
+        """Give an answer: shown at once as being saved, committed by the writer thread.
+
+        Returns False (with a message) when it is refused before writing: a finished session,
+        a value the question does not accept, a training case's feedback on screen, or a
+        completed case whose change the reader gave no reason for. A write that fails later
+        puts the stored value back and says why.
+        """
         view = self.state.assignment
-        if view is None:
+        if view is None or self._busy or self._shut_down:
             return False
         if view.read_only:
             self.state.set_message("This session is finished: answers can no longer be changed.")
             return False
-        if self.state.answers.get(key) == value and value is not None:
-            return True
+        if self.feedback is not None:
+            self.state.set_message("This training case is done: press Enter to go on.")
+            return False
+        question = self.protocol.question(key.question_id)
         try:
-            # The store appends the answer_set event in the same transaction.
-            self.store.record_answer(view.assignment_id, key, value)
+            normalised = validate_value(question, value)
         except StudyError as exc:
-            log.warning("answer refused: %s", exc)
             self.state.set_message(str(exc))
             return False
-        except Exception as exc:  # the database itself failed: say so, keep the app running
-            log.exception("answer not stored")
-            self.state.set_message(_not_saved("The answer", exc))
-            return False
-        self.state.set_message("")
-        self.state.set_answer(key, value)
+        before = self.state.answers.get(key)
+        if before == normalised and isinstance(before, bool) == isinstance(normalised, bool):
+            return True
+        reason = None
+        if view.completed:
+            reason = self._reason(view)
+            if reason is None:
+                self.state.set_message("Not changed: a completed case needs a reason to change.")
+                return False
+        self._writes += 1
+        token = self._writes
+        self._latest[key] = token
+        aid = view.assignment_id
+        self.state.set_answer(key, normalised, pending=True)
+        if before is not None:
+            self.state.set_message(
+                f"Changed {self._slot_label(key)}: {self._shown(key, before)} \u2192 "
+                f"{self._shown(key, normalised)}",
+                "info",
+            )
+        else:
+            self.state.set_message("")
+
+        def saved(_record: object) -> None:
+            if self._is_open(aid):
+                self._saved[key] = normalised
+                if self._latest.get(key) == token:
+                    self.state.mark_saved(key)
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, StudyError):
+                log.error("answer not stored: %r", exc)
+            if self._is_open(aid) and self._latest.get(key) == token:
+                self.state.set_answer(key, self._saved.get(key))
+                text = str(exc) if isinstance(exc, StudyError) else _not_saved("The answer", exc)
+                self.state.set_message(text)
+
+        self.writer.submit(
+            f"answer {format_key(key)}",
+            lambda: self.store.record_answer(aid, key, normalised, reason),
+            saved,
+            failed,
+        )
         return True
+
+    def _reason(self, view: AssignmentView) -> str | None:
+        """Why the reader changes a completed case (asked once per visit)."""
+        if self._visit_reason is None:
+            provider = self.reason_provider
+            answer = provider(view) if provider is not None else DEFAULT_REASON
+            self._visit_reason = answer.strip() if answer and answer.strip() else None
+        return self._visit_reason
+
+    def _slot_label(self, key: AnswerKey) -> str:
+        slot = next((s for s in self.answer_slots() if s.key == key), None)
+        if slot is None:
+            return key.question_id
+        return f"{slot.question.text} ({slot.label})" if slot.label else slot.question.text
+
+    def _shown(self, key: AnswerKey, value: AnswerValue) -> str:
+        question = self.protocol.question(key.question_id)
+        if question.type == "boolean":
+            return "Yes" if value else "No"
+        return question.label_for(value) or "none"
+
+    def _is_open(self, assignment_id: str) -> bool:
+        view = self.state.assignment
+        return view is not None and view.assignment_id == assignment_id
 
     def missing_required(self) -> list[AnswerKey]:
         """Required answers of the current case still missing (show-if respected)."""
@@ -298,61 +464,139 @@ class ReadingController(QObject):
             return []
         return missing_required(self.answer_slots(), self.state.answers, self.protocol)
 
+    def _block_on_missing(self) -> bool:
+        missing = self.missing_required()
+        if not missing:
+            return False
+        count = len(missing)
+        noun = "answer is" if count == 1 else "answers are"
+        self.state.set_message(f"{count} required {noun} missing (marked).")
+        emit(self.missing_answers, missing)
+        return True
+
     def next_case(self) -> bool:
         """Complete the current case and open the next one (or finish the session).
 
-        Returns False, with the missing answers marked, while required answers are missing.
+        A case already completed (the reader went back to it) or of a finished session just
+        moves on. Returns False, with the missing answers marked, while required answers are
+        missing. The completion is written by the writer thread after every answer given
+        before it; the next case opens when it has committed (:attr:`busy` meanwhile).
         """
         view = self.state.assignment
-        if view is None:
+        if view is None or self._busy or self._shut_down:
             return False
-        if view.read_only:
-            later = self.following(view)
+        if self.feedback is not None:
+            self.continue_after_feedback()
+            return True
+        if view.read_only or view.completed:
+            if not view.read_only and self._block_on_missing():
+                return False
+            later = [v for v in self._session_now(view) if v.position > view.position]
             if later:
                 self.open_assignment(later[0])
             else:
                 self.back_to_worklist()
             return True
-        missing = self.missing_required()
-        if missing:
-            count = len(missing)
-            noun = "answer is" if count == 1 else "answers are"
-            self.state.set_message(f"{count} required {noun} missing (marked).")
-            emit(self.missing_answers, missing)
+        if self._block_on_missing():
             return False
-        # The black frame starts now, so the store's work below happens while the screen is dark.
+        reference = (
+            self.protocol.training_answers(view.training_case)
+            if view.is_training and view.training_case
+            else None
+        )
+        # The black frame starts now, so the store's work happens while the screen is dark
+        # (a training case with reference answers stays on screen for its feedback).
         shown = self.state.images
-        self.state.set_images(None)
-        self._black_timer.start()
-        try:
-            self.store.complete_assignment(view.assignment_id)
-        except Exception as exc:
+        if reference is None:
+            self.state.set_images(None)
+            self._black_timer.start()
+        self._set_busy(True)
+        aid = view.assignment_id
+
+        def done(_result: object) -> None:
+            self._set_busy(False)
+            self._completed(view)
+
+        def failed(exc: BaseException) -> None:
+            self._set_busy(False)
             self._black_timer.stop()
-            if shown is not None:
+            if shown is not None and self.state.images is None and self._is_open(aid):
                 self.state.set_images(shown)
             if isinstance(exc, StudyError):
                 self.state.set_message(str(exc))
             else:
-                log.exception("assignment not completed")
+                log.error("assignment not completed: %r", exc)
                 self.state.set_message(_not_saved("The case", exc))
-            return False
+
+        self.writer.submit("completion", lambda: self.store.complete_assignment(aid), done, failed)
+        return True
+
+    def _completed(self, view: AssignmentView) -> None:
         self._flush_window_event()
         self._record("case_closed", view.assignment_id, {"completed": True})
         self._case_open = False
         self._idle_timer.stop()
+        feedback = (
+            training_feedback(
+                self.protocol, view.assignment_id, view.training_case, self.state.answers
+            )
+            if view.is_training
+            else None
+        )
+        if feedback is not None:
+            self._set_feedback(feedback)
+            return
+        self._open_following(view)
+
+    def continue_after_feedback(self) -> None:
+        """Leave a training case's feedback for the next case."""
+        view = self.state.assignment
+        if self.feedback is None or view is None:
+            return
+        self._set_feedback(None)
+        self.state.set_images(None)
+        self._black_timer.start()
+        self._open_following(view)
+
+    def _set_feedback(self, feedback: TrainingFeedback | None) -> None:
+        if feedback is not self.feedback:
+            self.feedback = feedback
+            emit(self.training_feedback, feedback)
+
+    def _open_following(self, view: AssignmentView) -> None:
         reader = self._reader()
         following = self.store.next_assignment(reader.reader_id, view.session_index)
         if following is None:
             self.state.set_assignment(None)
             self.state.session_index = None
             self.refresh_sessions()
+            self.state.set_finished(view.session_index)
             self.state.set_message(
-                f"Session {view.session_index} finished: all {view.n_in_session} cases read."
+                f"Session {view.session_index} finished: all {view.n_in_session} cases read.",
+                "info",
             )
             emit(self.session_finished, view.session_index)
-            return True
+            return
         self.open_assignment(following)
+
+    def previous_case(self) -> bool:
+        """Go back to the case before this one in the open session (False at the first)."""
+        view = self.state.assignment
+        if view is None or self._busy:
+            return False
+        if self.feedback is not None:
+            return False
+        earlier = [v for v in self._session_now(view) if v.position < view.position]
+        if not earlier:
+            self.state.set_message("This is the first case of the session.", "info")
+            return False
+        self.open_assignment(earlier[-1])
         return True
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            emit(self.busy_changed, busy)
 
     # -- images -------------------------------------------------------------------------------
     def _images_loaded(self, images: CaseImages) -> None:
@@ -388,15 +632,18 @@ class ReadingController(QObject):
 
     # -- events -------------------------------------------------------------------------------
     def _record(self, kind: str, assignment_id: str | None, payload: dict[str, object]) -> None:
+        """Queue one event for the log (a failure is logged; it never stops the reading)."""
         reader = self.state.reader
-        if reader is None:
+        if reader is None or self._shut_down:
             return
-        try:
-            self.store.record_event(
-                reader.reader_id, kind, assignment_id=assignment_id, payload=payload
-            )
-        except Exception as exc:  # the event log must never stop the reading
-            log.error("event %s not recorded: %s", kind, exc)
+        reader_id = reader.reader_id
+        self.writer.submit(
+            f"event {kind}",
+            lambda: self.store.record_event(
+                reader_id, kind, assignment_id=assignment_id, payload=payload
+            ),
+            on_error=lambda exc: log.error("event %s not recorded: %s", kind, exc),
+        )
 
     def _current_open_id(self) -> str | None:
         view = self.state.assignment
@@ -441,7 +688,8 @@ class ReadingController(QObject):
         aid = self._current_open_id()
         if aid is None:
             return
-        window = self.state.view.window
+        view = self.state.view
+        window = view.window
         self._record(
             "window_level_changed",
             aid,
@@ -454,11 +702,28 @@ class ReadingController(QObject):
             self._record_window()
 
     # -- lifetime -----------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Record that the open case is left and stop the worker (the window is closing)."""
+    def shutdown(self, timeout_s: float = 60.0) -> list[str]:
+        """Record that the open case is left, write everything queued and stop the workers
+        (the window is closing); safe to call twice.
+
+        Returns
+        -------
+        list of str
+            What could not be saved while closing (writes that failed during the drain, or
+            were still waiting for the database after ``timeout_s``); [] when all is saved.
+        """
+        if self._shut_down:
+            return []
         self.close_case()
+        self._shut_down = True
         self._black_timer.stop()
         self.prefetcher.shutdown()
+        seen = len(self.writer.errors)
+        drained = self.writer.shutdown(timeout_s)
+        problems = [f"{what}: {text}" for what, text in self.writer.errors[seen:]]
+        if not drained:
+            problems.append(f"{self.writer.pending} write(s) still waiting for the database")
         app = QGuiApplication.instance()
         if app is not None:
             app.removeEventFilter(self._activity)
+        return problems

@@ -6,7 +6,7 @@ Pure numpy + pydicom (no Qt), so the prefetch worker and the benchmarks can use 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +14,9 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from reader_app.errors import ImageDecodeError
+from studies.api import SideImages
+from studies.protocol import DEFAULT_WINDOW_PRESETS, WindowPreset
 
-#: Percentile pairs (low, high) of the pair's pixel values for the window presets (keys F1..F3).
-WINDOW_PRESETS: dict[str, tuple[float, float]] = {
-    "auto": (1.0, 99.0),
-    "contrast": (5.0, 95.0),
-    "wide": (0.1, 99.9),
-}
 #: At most this many pixels are sampled per volume when computing percentiles.
 _PERCENTILE_SAMPLE = 400_000
 
@@ -133,23 +129,20 @@ def window_from_percentiles(volumes: Sequence[np.ndarray], low: float, high: flo
     return WindowLevel.from_range(float(lo), float(hi))
 
 
-def auto_window(volumes: Sequence[np.ndarray]) -> WindowLevel:
-    """The automatic window (1st..99th percentile of the pair)."""
-    low, high = WINDOW_PRESETS["auto"]
-    return window_from_percentiles(volumes, low, high)
+def window_presets(
+    volumes: Sequence[np.ndarray], presets: Sequence[WindowPreset] = DEFAULT_WINDOW_PRESETS
+) -> dict[str, WindowLevel]:
+    """The named presets (percentile pairs of the protocol) computed on ``volumes``, in order.
 
-
-def window_presets(volumes: Sequence[np.ndarray]) -> dict[str, WindowLevel]:
-    """Every preset of :data:`WINDOW_PRESETS` computed on ``volumes``."""
+    The first preset is the automatic window a series opens with.
+    """
     if not volumes:
-        return {name: WindowLevel(0.5, 1.0) for name in WINDOW_PRESETS}
+        return {p.name: WindowLevel(0.5, 1.0) for p in presets}
     values = np.concatenate([_sample(v) for v in volumes])
-    names = list(WINDOW_PRESETS)
-    qs = [q for name in names for q in WINDOW_PRESETS[name]]
-    found = np.percentile(values, qs)
+    found = np.percentile(values, [q for p in presets for q in (p.low, p.high)])
     return {
-        name: WindowLevel.from_range(float(found[2 * i]), float(found[2 * i + 1]))
-        for i, name in enumerate(names)
+        p.name: WindowLevel.from_range(float(found[2 * i]), float(found[2 * i + 1]))
+        for i, p in enumerate(presets)
     }
 
 
@@ -173,24 +166,158 @@ def to_uint8(image: np.ndarray, window: WindowLevel, out: np.ndarray | None = No
 
 
 @dataclass(frozen=True)
-class CaseImages:
-    """The decoded volumes of one assignment (one per side) and its shared windows."""
+class Geometry:
+    """How a series' pixels lie in the patient: spacing (mm) and orientation.
 
-    assignment_id: str
+    ``row_spacing`` is the distance between rows (vertical), ``column_spacing`` between columns
+    (horizontal), from PixelSpacing (1 mm each when it is missing: square pixels).
+    ``row_direction`` / ``column_direction`` are ImageOrientationPatient's two triples (None
+    when it is missing: no orientation letters).
+    """
+
+    row_spacing: float = 1.0
+    column_spacing: float = 1.0
+    row_direction: tuple[float, float, float] | None = None
+    column_direction: tuple[float, float, float] | None = None
+
+
+def read_geometry(path: Path) -> Geometry:
+    """The geometry of a series from one of its files (PixelSpacing, ImageOrientationPatient).
+
+    A missing or unusable value falls back to square pixels / no orientation; the image is
+    still shown.
+    """
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception as exc:
+        raise ImageDecodeError("an image file could not be decoded", f"{path}: {exc!r}") from exc
+    row_spacing = column_spacing = 1.0
+    spacing = getattr(ds, "PixelSpacing", None)
+    try:
+        if spacing is not None and len(spacing) == 2:
+            r, c = float(spacing[0]), float(spacing[1])
+            if np.isfinite(r) and np.isfinite(c) and r > 0 and c > 0:
+                row_spacing, column_spacing = r, c
+    except (TypeError, ValueError):
+        pass
+    row_direction = column_direction = None
+    orientation = getattr(ds, "ImageOrientationPatient", None)
+    try:
+        if orientation is not None and len(orientation) == 6:
+            values = [float(v) for v in orientation]
+            if all(np.isfinite(values)) and any(values[:3]) and any(values[3:]):
+                row_direction = (values[0], values[1], values[2])
+                column_direction = (values[3], values[4], values[5])
+    except (TypeError, ValueError):
+        pass
+    return Geometry(row_spacing, column_spacing, row_direction, column_direction)
+
+
+#: Thumbnails are at most this many pixels on their longer side.
+THUMBNAIL_SIZE = 96
+
+
+def thumbnail(volume: np.ndarray, window: WindowLevel) -> np.ndarray:
+    """The middle slice, shrunk by whole-pixel striding to at most :data:`THUMBNAIL_SIZE`."""
+    image = volume[volume.shape[0] // 2]
+    step = max(1, -(-max(image.shape) // THUMBNAIL_SIZE))
+    return to_uint8(np.ascontiguousarray(image[::step, ::step]), window)
+
+
+@dataclass(frozen=True)
+class SeriesVolumes:
+    """One series of a case, decoded: one volume and geometry per side, the shared windows.
+
+    ``presets`` holds the protocol's named windows computed on both sides together (the paired
+    design's two arms get one window); the first is the automatic window it opens with.
+    """
+
+    label: str
     volumes: tuple[np.ndarray, ...]
-    window: WindowLevel
+    geometries: tuple[Geometry, ...]
     presets: dict[str, WindowLevel]
+    thumbnail: np.ndarray = field(repr=False)
+
+    @property
+    def window(self) -> WindowLevel:
+        """The automatic window (the first preset)."""
+        return next(iter(self.presets.values()))
+
+    @property
+    def n_slices(self) -> int:
+        """Slices shown (the fewest of the sides)."""
+        return min(v.shape[0] for v in self.volumes)
 
     @property
     def nbytes(self) -> int:
         """Memory held by the volumes."""
-        return sum(int(v.nbytes) for v in self.volumes)
+        return sum(int(v.nbytes) for v in self.volumes) + int(self.thumbnail.nbytes)
 
 
-def load_case(assignment_id: str, sides: Sequence[Sequence[Path]]) -> CaseImages:
-    """Decode every side of an assignment and compute the shared automatic window and presets."""
+@dataclass(frozen=True)
+class CaseImages:
+    """The decoded series of one assignment, in hanging order."""
+
+    assignment_id: str
+    series: tuple[SeriesVolumes, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The series labels in hanging order."""
+        return tuple(s.label for s in self.series)
+
+    def get(self, label: str) -> SeriesVolumes:
+        """The series with this label (KeyError if there is none)."""
+        for series in self.series:
+            if series.label == label:
+                return series
+        raise KeyError(label)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the volumes."""
+        return sum(s.nbytes for s in self.series)
+
+
+def load_series(
+    label: str, sides: Sequence[Sequence[Path]], presets: Sequence[WindowPreset]
+) -> SeriesVolumes:
+    """Decode one series on every side and compute its shared presets and thumbnail."""
     volumes = tuple(read_series(files) for files in sides)
-    presets = window_presets(volumes)
+    geometries = tuple(read_geometry(Path(files[0])) for files in sides)
+    windows = window_presets(volumes, presets)
+    return SeriesVolumes(
+        label=label,
+        volumes=volumes,
+        geometries=geometries,
+        presets=windows,
+        thumbnail=thumbnail(volumes[0], next(iter(windows.values()))),
+    )
+
+
+def load_case(
+    assignment_id: str,
+    sides: Sequence[SideImages],
+    presets: Sequence[WindowPreset] = DEFAULT_WINDOW_PRESETS,
+) -> CaseImages:
+    """Decode every series of every side of an assignment (the same labels on each side).
+
+    Raises
+    ------
+    ImageDecodeError
+        A file cannot be decoded, or the sides do not show the same series.
+    """
+    labels = sides[0].labels if sides else ()
+    for side in sides[1:]:
+        if side.labels != labels:
+            raise ImageDecodeError(
+                "the two sides do not show the same series",
+                f"{assignment_id}: {side.labels} against {labels}",
+            )
     return CaseImages(
-        assignment_id=assignment_id, volumes=volumes, window=presets["auto"], presets=presets
+        assignment_id=assignment_id,
+        series=tuple(
+            load_series(label, [side.get(label).files for side in sides], presets)
+            for label in labels
+        ),
     )

@@ -1,5 +1,7 @@
 """Decode the current and the next case in a worker thread, keeping only a small window of cases.
 
+Every series of a case is decoded (so switching series is instant); the window holds whole cases.
+
 Errors in the worker (a missing or corrupt file) never escape the thread: they are logged with
 the file and the cause, and reported through :attr:`Prefetcher.failed` with a message that names
 no file (the reader must not see file or folder names).
@@ -10,14 +12,14 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from reader_app.errors import ImageDecodeError
 from reader_app.images import CaseImages, load_case
 from reader_app.signals import emit
-from studies.api import AssignmentView
+from studies.api import AssignmentView, SideImages
+from studies.protocol import DEFAULT_WINDOW_PRESETS, WindowPreset
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +32,23 @@ class _Relay(QObject):
 
 
 class _DecodeJob(QRunnable):
-    def __init__(self, relay: _Relay, assignment_id: str, sides: Sequence[Sequence[Path]]) -> None:
+    def __init__(
+        self,
+        relay: _Relay,
+        assignment_id: str,
+        sides: Sequence[SideImages],
+        presets: Sequence[WindowPreset],
+    ) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self._relay = relay
         self._assignment_id = assignment_id
-        self._sides = [tuple(files) for files in sides]
+        self._sides = tuple(sides)
+        self._presets = tuple(presets)
 
     def run(self) -> None:
         try:
-            images = load_case(self._assignment_id, self._sides)
+            images = load_case(self._assignment_id, self._sides, self._presets)
         except ImageDecodeError as exc:
             log.error("assignment %s: %s (%s)", self._assignment_id, exc, exc.detail)
             emit(self._relay.error, self._assignment_id, f"{exc}.")
@@ -64,9 +73,15 @@ class Prefetcher(QObject):
     loaded = Signal(object)
     failed = Signal(str, str)
 
-    def __init__(self, capacity: int = 2, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int = 2,
+        parent: QObject | None = None,
+        presets: Sequence[WindowPreset] = DEFAULT_WINDOW_PRESETS,
+    ) -> None:
         super().__init__(parent)
         self.capacity = max(1, capacity)
+        self.presets = tuple(presets)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # current case first, then the next one, in order
         self._relay = _Relay(self)
@@ -101,7 +116,7 @@ class Prefetcher(QObject):
                 continue
             self.errors.pop(aid, None)
             self._in_flight.add(aid)
-            self._pool.start(_DecodeJob(self._relay, aid, [s.files for s in view.sides]))
+            self._pool.start(_DecodeJob(self._relay, aid, view.sides, self.presets))
 
     def _on_done(self, images: CaseImages) -> None:
         self._in_flight.discard(images.assignment_id)

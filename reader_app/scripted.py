@@ -70,6 +70,17 @@ def _wait_for_images(app: QApplication, controller: ReadingController, assignmen
     raise ReaderAppError(f"images of assignment {assignment_id} not decoded in {IMAGE_TIMEOUT_S} s")
 
 
+def _wait_settled(app: QApplication, controller: ReadingController) -> None:
+    """Wait until every write has committed and the next case (if any) is open."""
+    from PySide6.QtCore import QEventLoop
+
+    deadline = time.monotonic() + IMAGE_TIMEOUT_S
+    while not controller.settled:
+        if time.monotonic() > deadline:
+            raise ReaderAppError(f"the study database did not answer in {IMAGE_TIMEOUT_S} s")
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+
+
 def read_study_scripted(
     db_path: Path | str,
     reader_id: str,
@@ -137,6 +148,7 @@ def read_study_scripted(
                         f"reader {reader_id}: session {pending.index} is locked "
                         f"(opens {pending.not_before}); the scripted reader cannot go on"
                     )
+                controller.show_worklist()
                 if not window.worklist.open_session(pending.index):
                     raise ReaderAppError(controller.state.message)
                 while controller.state.assignment is not None:
@@ -155,8 +167,17 @@ def read_study_scripted(
                     if screenshot_dir is not None and n_read < max_screenshots:
                         path = screenshot_dir / f"reading-{reader_id}-{n_read + 1:02d}.png"
                         window.grab().save(str(path))
+                    _wait_settled(app, controller)
                     if not window.reading.request_next():
                         raise ReaderAppError(
+                            f"reader {reader_id}, {view.display_label}: {controller.state.message}"
+                        )
+                    _wait_settled(app, controller)
+                    if controller.feedback is not None:  # a training case's reference answers
+                        controller.continue_after_feedback()
+                    current = controller.state.assignment
+                    if current is not None and current.assignment_id == view.assignment_id:
+                        raise ReaderAppError(  # the completion was refused by the store
                             f"reader {reader_id}, {view.display_label}: {controller.state.message}"
                         )
                     n_read += 1

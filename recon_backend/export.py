@@ -288,6 +288,8 @@ def _slice_dataset(
     ds.Laterality = ""
     ds.Manufacturer = ""
     ds.PixelSpacing = [_ds_number(v) for v in spacing]
+    # the pixels are the reconstruction only: no text is ever drawn into them
+    ds.BurnedInAnnotation = "NO"
     if sop_class == SecondaryCaptureImageStorage:
         ds.ImageType = ["DERIVED", "SECONDARY"]
         ds.ConversionType = "WSD"

@@ -64,12 +64,48 @@ class SessionInfo:
     finished: bool  # every assignment completed: the session is read-only
 
 
+#: The label of a case's one series when CASES.csv has no ``series`` column.
+DEFAULT_SERIES_LABEL = "series"
+
+
 @dataclass(frozen=True)
 class SeriesImages:
-    """One displayed series: opaque id and its DICOM files in slice order."""
+    """One displayed series: opaque id, its DICOM files in slice order and its neutral label
+    (CASES.csv's ``series`` column, e.g. ``cor_pd``; the same on every arm of a case)."""
 
     series_id: str
     files: tuple[Path, ...]
+    label: str = DEFAULT_SERIES_LABEL
+
+
+@dataclass(frozen=True)
+class SideImages:
+    """What one side of an assignment shows: the case's series on that side's arm, in the
+    protocol's hanging order (first: hung first). A single-series case has one."""
+
+    series: tuple[SeriesImages, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The series labels in hanging order."""
+        return tuple(s.label for s in self.series)
+
+    def get(self, label: str) -> SeriesImages:
+        """The series with this label (KeyError if the side has none)."""
+        for series in self.series:
+            if series.label == label:
+                return series
+        raise KeyError(label)
+
+    @property
+    def series_id(self) -> str:
+        """The opaque id of the first hung series (the series of a single-series case)."""
+        return self.series[0].series_id
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files of the first hung series (the series of a single-series case)."""
+        return self.series[0].files
 
 
 @dataclass(frozen=True)
@@ -82,11 +118,37 @@ class AssignmentView:
     position: int  # 1-based within the session
     n_in_session: int
     display_label: str  # opaque, e.g. "Case 7 of 40"
-    sides: tuple[SeriesImages, ...]  # one (sequential) or two, left first (paired)
+    sides: tuple[SideImages, ...]  # one (sequential) or two, left first (paired)
     answers: dict[AnswerKey, AnswerValue] = field(default_factory=dict)
     completed: bool = False
     read_only: bool = False
     is_training: bool = False
+    training_case: str | None = None  # the protocol's training case id (training reads only)
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    """Which readers must sign in with a passphrase (``Store.sign_in_policy``)."""
+
+    with_passphrase: tuple[str, ...]  # reader ids
+    without_passphrase: tuple[str, ...]
+
+    @property
+    def all_protected(self) -> bool:
+        """Whether every reader has a passphrase."""
+        return not self.without_passphrase
+
+    def summary(self) -> str:
+        """One sentence for ``study status`` and the report."""
+        if not self.without_passphrase:
+            return "every reader signs in with a passphrase"
+        risk = (
+            "anyone at a workstation can pick them, and answers are attributed to whoever was "
+            "picked (set one with `blindreader study readers set-passphrase`)"
+        )
+        if not self.with_passphrase:
+            return f"no reader has a passphrase: {risk}"
+        return f"readers without a passphrase: {', '.join(self.without_passphrase)}: {risk}"
 
 
 @dataclass(frozen=True)
@@ -97,9 +159,11 @@ class AnswerRecord:
     value: AnswerValue
     revision: int  # 1 for the first answer, +1 for each change
     recorded_at: datetime
+    reason: str | None = None  # why a completed case's answer was changed
 
 
 __all__ = [
+    "DEFAULT_SERIES_LABEL",
     "EVENT_KINDS",
     "AnswerKey",
     "AnswerRecord",
@@ -109,4 +173,6 @@ __all__ = [
     "SeriesImages",
     "SessionInfo",
     "Side",
+    "SideImages",
+    "SignInPolicy",
 ]

@@ -1,29 +1,37 @@
 """The cases file (``CASES.csv``): one row per case and arm, pointing at that arm's DICOM folder.
 
-Columns: ``case_id,subject_id,arm,series_dir`` (required), ``sequence`` (optional: the sequence
-type, a stratum for side balancing in the paired design) and ``truth_<finding_id>`` (optional:
-the reference standard, 0 / 1 / empty for unknown). ``case_id`` names the comparison unit and is
+Columns: ``case_id,subject_id,arm,series_dir`` (required), ``series`` (optional: the neutral
+name of one series of the exam, e.g. ``cor_pd``, ``sag_t2fs``; a case has one row per arm and
+series, and every arm of a case has the same series), ``sequence`` (optional: the sequence type,
+a stratum for side balancing in the paired design) and ``truth_<finding_id>`` (optional: the
+reference standard, 0 / 1 / empty for unknown). ``case_id`` names the comparison unit and is
 shared by its arms; ``subject_id`` groups the cases of one patient. Relative ``series_dir`` paths
-resolve against the CSV's folder.
+resolve against the CSV's folder. Without a ``series`` column each case and arm has one series,
+labelled ``series``.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studies.api import DEFAULT_SERIES_LABEL
 from studies.errors import StudyError
-from studies.protocol import Protocol
+from studies.protocol import ID_PATTERN, Protocol, names_arm
 
 REQUIRED_COLUMNS = ("case_id", "subject_id", "arm", "series_dir")
-OPTIONAL_COLUMNS = ("sequence",)
+OPTIONAL_COLUMNS = ("series", "sequence")
+_SERIES_RE = re.compile(ID_PATTERN)
+#: Series labels are shown to the reader (thumbnail strip); kept short.
+MAX_SERIES_LABEL = 32
 TRUTH_PREFIX = "truth_"
 
 
 @dataclass(frozen=True)
 class CaseRow:
-    """One row of CASES.csv: one arm of one case.
+    """One row of CASES.csv: one series of one case on one arm.
 
     ``truth`` maps each ``truth_<finding>`` column of the file to 1, 0 or None (unknown).
     ``line`` is the row's line number in the file (for messages; 0 when not from a file).
@@ -36,6 +44,12 @@ class CaseRow:
     sequence: str = ""
     truth: dict[str, int | None] = field(default_factory=dict)
     line: int = field(default=0, compare=False)
+    series: str = DEFAULT_SERIES_LABEL
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """``(case_id, arm, series)``: what the row names, unique in the file."""
+        return (self.case_id, self.arm, self.series)
 
 
 def load_cases(path: Path | str, protocol: Protocol) -> list[CaseRow]:
@@ -57,7 +71,10 @@ def load_cases(path: Path | str, protocol: Protocol) -> list[CaseRow]:
     ------
     StudyError
         Naming the file, the line and the column: missing columns, empty values, an unknown arm,
-        a duplicate (case_id, arm), a case without one of the protocol's arms, a subject_id or
+        a duplicate (case_id, arm, series), one series folder on two rows (two arms or two
+        cases), a case without one of the protocol's arms, an arm of a case with other series
+        than its other arms, a series label that is not a plain id, names an arm or is not in
+        the protocol's hanging order, a subject_id or
         sequence that differs between the arms of one case, a truth column for an unknown
         finding or a value other than 0/1/empty, a series_dir that is not a folder, or a
         training case of the protocol that is not in the file.
@@ -149,6 +166,25 @@ def _parse_row(
         raise StudyError(f"{where}, column series_dir: folder not found: {series_dir}")
     if not series_dir.is_dir():
         raise StudyError(f"{where}, column series_dir: not a folder: {series_dir}")
+    series = values.get("series", "") or DEFAULT_SERIES_LABEL
+    if "series" in columns and not values["series"]:
+        raise StudyError(f"{where}, column series: empty value (name the series, e.g. cor_pd)")
+    if not _SERIES_RE.match(series) or len(series) > MAX_SERIES_LABEL:
+        raise StudyError(
+            f"{where}, column series: {series!r} is not a valid series name (letters, digits, "
+            f"'_', '.', '-', at most {MAX_SERIES_LABEL} characters)"
+        )
+    arm_word = names_arm(series, protocol.arms)
+    if arm_word is not None:
+        raise StudyError(
+            f"{where}, column series: {series!r} names the arm {arm_word!r} (readers see the "
+            "series names; use neutral names such as cor_pd)"
+        )
+    if "series" in columns and protocol.hanging.series and series not in protocol.hanging.series:
+        raise StudyError(
+            f"{where}, column series: {series!r} is not in the protocol's hanging order "
+            f"(hanging.series: {', '.join(protocol.hanging.series)})"
+        )
     truth: dict[str, int | None] = {}
     for name in columns:
         if not name.startswith(TRUTH_PREFIX):
@@ -165,20 +201,31 @@ def _parse_row(
         sequence=values.get("sequence", ""),
         truth=truth,
         line=line,
+        series=series,
     )
 
 
 def _check_cases(path: Path, rows: list[CaseRow], protocol: Protocol) -> None:
-    first: dict[tuple[str, str], CaseRow] = {}
+    first: dict[tuple[str, str, str], CaseRow] = {}
     by_case: dict[str, list[CaseRow]] = {}
+    by_folder: dict[Path, CaseRow] = {}
     for row in rows:
-        key = (row.case_id, row.arm)
+        key = row.key
         if key in first:
+            which = "" if row.series == DEFAULT_SERIES_LABEL else f", series {row.series!r}"
             raise StudyError(
                 f"{path}, line {row.line}, column case_id: duplicate case {row.case_id!r} "
-                f"for arm {row.arm!r} (already on line {first[key].line})"
+                f"for arm {row.arm!r}{which} (already on line {first[key].line})"
             )
         first[key] = row
+        folder = row.series_dir.resolve()
+        other = by_folder.setdefault(folder, row)
+        if other is not row:
+            raise StudyError(
+                f"{path}, line {row.line}, column series_dir: {row.series_dir} is already the "
+                f"series of case {other.case_id!r}, arm {other.arm!r} on line {other.line} "
+                "(each case and arm needs its own series folder)"
+            )
         case_rows = by_case.setdefault(row.case_id, [])
         if case_rows:
             head = case_rows[0]
@@ -210,6 +257,7 @@ def _check_cases(path: Path, rows: list[CaseRow], protocol: Protocol) -> None:
                     f"for arm {arm!r} (every case needs all arms: "
                     f"{', '.join(protocol.arm_codes)})"
                 )
+        _check_same_series(path, case_id, case_rows)
     for training in protocol.training_cases:
         if training not in by_case:
             raise StudyError(
@@ -218,8 +266,28 @@ def _check_cases(path: Path, rows: list[CaseRow], protocol: Protocol) -> None:
             )
 
 
+def _check_same_series(path: Path, case_id: str, case_rows: list[CaseRow]) -> None:
+    """Every arm of a case shows the same series (the blinding compares them one to one)."""
+    by_arm: dict[str, list[CaseRow]] = {}
+    for row in case_rows:
+        by_arm.setdefault(row.arm, []).append(row)
+    arms = list(by_arm)
+    expected = {r.series for r in by_arm[arms[0]]}
+    for arm in arms[1:]:
+        got = {r.series for r in by_arm[arm]}
+        if got != expected:
+            missing, extra = sorted(expected - got), sorted(got - expected)
+            parts = [f"lacks {', '.join(missing)}"] if missing else []
+            parts += [f"has {', '.join(extra)} that arm {arms[0]!r} lacks"] if extra else []
+            raise StudyError(
+                f"{path}, line {by_arm[arm][0].line}, column series: case {case_id!r} on arm "
+                f"{arm!r} {' and '.join(parts)} (every arm of a case needs the same series)"
+            )
+
+
 def cases_by_id(rows: list[CaseRow]) -> dict[str, dict[str, CaseRow]]:
-    """Group rows as ``{case_id: {arm: row}}`` (case ids in first-seen order)."""
+    """Group rows as ``{case_id: {arm: row}}`` (case ids in first-seen order; of a case's
+    several series the last row stands for the arm)."""
     grouped: dict[str, dict[str, CaseRow]] = {}
     for row in rows:
         grouped.setdefault(row.case_id, {})[row.arm] = row

@@ -1,4 +1,5 @@
-"""``blindreader study ...``: validate, create, status, export, verify, pack, merge, copy (issue 4).
+"""``blindreader study ...``: validate, create, status, export, verify, seal, pack, merge, copy,
+readers (issues 4, 10).
 
 Only typer and the standard library are imported here; the store (SQLAlchemy), pandas and pydicom
 are imported inside the commands so ``blindreader --help`` stays fast. User errors are raised as
@@ -7,14 +8,18 @@ are imported inside the commands so ``blindreader --help`` stays fast. User erro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from studies.clock import Clock, system_clock
 from studies.errors import StudyError
+
+if TYPE_CHECKING:
+    from studies.distinguishability import Distinguishability
 
 study_app = typer.Typer(help="Create and manage blinded reader studies.", no_args_is_help=True)
 
@@ -27,12 +32,23 @@ class ExportWhat(StrEnum):
     key = "key"
     events = "events"
     mrmc = "mrmc"
+    mrmcaov = "mrmcaov"
+    imrmc = "imrmc"
 
 
 DbOption = Annotated[
     str,
     typer.Option("--db", help="The study database (SQLite file, or a postgresql+psycopg:// URL)."),
 ]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="The study key file (default: the one `study create` wrote to the key folder).",
+    ),
+]
+readers_app = typer.Typer(help="The study's readers and how they sign in.", no_args_is_help=True)
+study_app.add_typer(readers_app, name="readers")
 
 
 def command_clock(ctx: typer.Context) -> Clock:
@@ -84,8 +100,27 @@ def create(
             help="Create the study although the leak scan found something (the reason is logged).",
         ),
     ] = None,
+    allow_burned_in: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-burned-in",
+            metavar="REASON",
+            help="Create the study although some series declare burned-in annotation "
+            "(the reason is logged).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Worker processes for blinding (default: one per CPU)."
+        ),
+    ] = None,
 ) -> None:
-    """Copy, de-identify and scan the series, generate and store the assignments (atomic)."""
+    """Blind (allow-list copy), check and scan the series; store the assignments (atomic).
+
+    Also reports whether per-series image statistics (noise, texture, sharpness, histogram)
+    let a simple classifier tell the arms apart.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from studies.create import create_study
@@ -102,7 +137,14 @@ def create(
             bar.update(task, completed=done, total=total, description=message)
 
         summary = create_study(
-            protocol, cases, db, allow_leak=allow_leak, progress=progress, clock=command_clock(ctx)
+            protocol,
+            cases,
+            db,
+            allow_leak=allow_leak,
+            allow_burned_in=allow_burned_in,
+            workers=workers,
+            progress=progress,
+            clock=command_clock(ctx),
         )
     typer.echo(f"{summary.db_path}: study {summary.title!r} created ({summary.design})")
     typer.echo(
@@ -115,6 +157,34 @@ def create(
     )
     if summary.n_leaks_allowed:
         typer.echo(f"  {summary.n_leaks_allowed} leak(s) allowed: {allow_leak}", err=True)
+    if summary.key_path is not None:
+        typer.echo(f"  study key: {summary.key_path}")
+        typer.echo(
+            "  Back the key up now (copy it to an encrypted USB stick or a password manager) and "
+            "keep it out of the study folder and packages: `study verify` needs it to prove that "
+            "nothing was changed, and whoever holds it could change the study unnoticed."
+        )
+    if summary.n_burned_in_allowed:
+        typer.echo(
+            f"  {summary.n_burned_in_allowed} series with burned-in annotation allowed: "
+            f"{allow_burned_in}",
+            err=True,
+        )
+    _echo_distinguishability(summary.distinguishability)
+
+
+def _echo_distinguishability(results: Sequence[Distinguishability]) -> None:
+    """The distinguishability report, one paragraph per compared arm."""
+    if not results:
+        return
+    typer.echo("Can image statistics tell the arms apart?")
+    for result in results:
+        typer.echo(f"  {result.summary()}")
+        if result.verdict == "distinguishable":
+            typer.echo(
+                "  -> readers may recognise the arm by its look; consider matching noise or "
+                "sharpness between the arms, and report it"
+            )
 
 
 @study_app.command("status")
@@ -123,9 +193,11 @@ def status(ctx: typer.Context, db: DbOption) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from studies.distinguishability import stored_distinguishability
     from studies.store import Store
 
     with Store.open(db, clock=command_clock(ctx)) as store:
+        report = stored_distinguishability(store)
         table = Table(title=store.study_title)
         for column in ("reader", "name", "session", "done", "state"):
             table.add_column(column)
@@ -142,7 +214,19 @@ def status(ctx: typer.Context, db: DbOption) -> None:
                 table.add_row(
                     reader.reader_id, reader.name, str(s.index), f"{s.n_done} / {s.n_total}", state
                 )
-    Console(width=120).print(table)
+        policy = store.sign_in_policy()
+        key = store.key
+    console = Console(width=120)
+    console.print(table)
+    console.print(f"Sign-in: {policy.summary()}", soft_wrap=True)
+    console.print(
+        f"Study key: {key.path}"
+        if key is not None
+        else "Study key: not on this machine "
+        "(`study verify` here can check only the record's consistency)",
+        soft_wrap=True,
+    )
+    _echo_distinguishability(report)
 
 
 @study_app.command("export")
@@ -155,44 +239,155 @@ def export(
         bool, typer.Option("--unblinded", help="Answers with case ids and arms.")
     ] = False,
     finding: Annotated[
-        str | None, typer.Option("--finding", help="The finding (for --what mrmc).")
+        str | None,
+        typer.Option("--finding", help="The finding (for --what mrmc, mrmcaov, imrmc)."),
     ] = None,
+    key: KeyOption = None,
 ) -> None:
     """Write answers (tidy, blinded by default), assignments, the key, events or MRMC input."""
     from studies.export import export as write_export
     from studies.store import Store
 
-    if finding is not None and what is not ExportWhat.mrmc:
-        raise StudyError("--finding applies only to --what mrmc")
+    mrmc_like = (ExportWhat.mrmc, ExportWhat.mrmcaov, ExportWhat.imrmc)
+    if finding is not None and what not in mrmc_like:
+        raise StudyError("--finding applies only to --what mrmc, mrmcaov or imrmc")
     if unblinded and what is not ExportWhat.answers:
         raise StudyError("--unblinded applies only to --what answers")
-    with Store.open(db, clock=command_clock(ctx)) as store:
+    with Store.open(db, clock=command_clock(ctx), key_file=key) as store:
         n = write_export(store, what.value, out, unblinded=unblinded, finding=finding)
     typer.echo(f"{out}: {n} rows ({what.value}{', unblinded' if unblinded else ''})")
 
 
+def _read_anchors(paths: list[Path]) -> list[dict[str, object]]:
+    """Anchors from package folders, manifests, reports (``results.json``) or anchor files."""
+    from studies.json_file import read_json_object
+
+    anchors: list[dict[str, object]] = []
+    for path in paths:
+        file = path / "manifest.json" if path.is_dir() else path
+        data = read_json_object(file, "an anchor", missing=f"{file}: anchor file not found")
+        found = data.get("anchor", data)
+        if isinstance(data.get("study_record"), dict):
+            found = data["study_record"]
+        if not isinstance(found, dict) or "seq" not in found or "hash" not in found:
+            raise StudyError(f"{file}: holds no anchor (an object with 'seq' and 'hash')")
+        anchors.append(found)
+    return anchors
+
+
 @study_app.command("verify")
-def verify(ctx: typer.Context, db: DbOption) -> None:
-    """Check the event hash chain and the answer history; exit 1 naming the first problem."""
+def verify(
+    ctx: typer.Context,
+    db: DbOption,
+    key: KeyOption = None,
+    anchor: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--anchor",
+            help="A package folder, manifest.json or report results.json whose anchor to check.",
+        ),
+    ] = None,
+    skip_images: Annotated[
+        bool,
+        typer.Option(
+            "--skip-images",
+            help="Do not read the image files (their checksums are checked by default).",
+        ),
+    ] = False,
+) -> None:
+    """Check the whole study record, the event chain, the answer history and the blinded image
+    files; name every change."""
+    from studies.store import Store
+
+    anchors = _read_anchors(list(anchor or []))
+    with Store.open(db, clock=command_clock(ctx), key_file=key) as store:
+        report = store.verify(anchors, images=not skip_images)
+        for note in report.notes:
+            typer.echo(f"note: {note}", err=True)
+        if not report.ok:
+            for problem in report.problems:
+                typer.echo(problem, err=True)
+            raise StudyError(
+                f"{db}: does not verify ({len(report.problems)} problem(s)); first: "
+                f"{report.problems[0]}"
+            )
+        record = report.record
+        if report.keyed and record.head is not None:
+            store.publish_anchor(record.head, "study verify", store.now())
+    how = "with the study key" if report.keyed else "WITHOUT the study key (consistency only)"
+    counts = ", ".join(
+        _count(n, what)
+        for n, what in (
+            (record.n_entries, "record entry"),
+            (report.n_events, "event"),
+            (report.n_revisions, "answer revision"),
+            (record.n_anchors, "anchor"),
+            (report.n_image_files, "image file"),
+        )
+    )
+    if skip_images:
+        counts += "; image files not read (--skip-images)"
+    typer.echo(f"{db}: intact ({counts}; checked {how})")
+
+
+def _count(n: int, what: str) -> str:
+    plural = what[:-1] + "ies" if what.endswith("y") else what + "s"
+    return f"{n} {what if n == 1 else plural}"
+
+
+@study_app.command("seal")
+def seal(ctx: typer.Context, db: DbOption, key: KeyOption = None) -> None:
+    """Vouch for record entries written without the study key (readers on a live database)."""
+    from studies.store import Store
+
+    with Store.open(db, clock=command_clock(ctx), key_file=key) as store:
+        n = store.seal()
+    typer.echo(f"{db}: {n} record entries sealed" if n else f"{db}: nothing to seal")
+
+
+@readers_app.command("set-passphrase")
+def set_passphrase(
+    ctx: typer.Context,
+    db: DbOption,
+    reader: Annotated[str, typer.Option("--reader", help="The reader's id.")],
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Remove the passphrase (anyone may pick the reader).")
+    ] = False,
+) -> None:
+    """Give a reader a passphrase, asked at the reader picker and when a package is opened."""
+    import sys
+
     from studies.store import Store
 
     with Store.open(db, clock=command_clock(ctx)) as store:
-        problems = store.verify_events()
-        if problems:
-            for problem in problems[1:]:
-                typer.echo(problem, err=True)
-            raise StudyError(
-                f"{db}: the event log does not verify ({len(problems)} problem(s)); first: "
-                f"{problems[0]}"
+        store.sessions(reader)  # StudyError naming the known readers
+        if remove:
+            store.set_passphrase(reader, None)
+            typer.echo(f"{db}: reader {reader} has no passphrase now")
+            return
+        if sys.stdin.isatty():
+            passphrase = typer.prompt(
+                f"Passphrase for {reader}", hide_input=True, confirmation_prompt=True
             )
-        with store.reading() as s:
-            from sqlalchemy import func, select
+        else:  # scripted: the first line of standard input
+            passphrase = sys.stdin.readline().rstrip("\n")
+        store.set_passphrase(reader, passphrase)
+    typer.echo(
+        f"{db}: reader {reader} signs in with a passphrase now (packages written from now on "
+        "ask for it; packages already handed out keep the old one)"
+    )
 
-            from studies.db.models import AnswerRevision, Event
 
-            n_events = s.execute(select(func.count()).select_from(Event)).scalar_one()
-            n_revs = s.execute(select(func.count()).select_from(AnswerRevision)).scalar_one()
-    typer.echo(f"{db}: intact ({n_events} events, {n_revs} answer revisions verified)")
+@readers_app.command("list")
+def readers_list(ctx: typer.Context, db: DbOption) -> None:
+    """The readers and whether they sign in with a passphrase."""
+    from studies.store import Store
+
+    with Store.open(db, clock=command_clock(ctx)) as store:
+        policy = store.sign_in_policy()
+        for r in store.readers():
+            how = "passphrase" if r.reader_id in policy.with_passphrase else "no passphrase"
+            typer.echo(f"{r.reader_id}\t{r.name}\t{how}")
 
 
 @study_app.command("pack")
@@ -201,11 +396,12 @@ def pack(
     db: DbOption,
     reader: Annotated[str, typer.Option("--reader", help="The reader's id.")],
     out: Annotated[Path, typer.Option("--out", help="The package folder to create.")],
+    key: KeyOption = None,
 ) -> None:
     """Write a self-contained reading package for one reader's workstation."""
     from studies.package import pack_reader
 
-    summary = pack_reader(db, reader, out, clock=command_clock(ctx))
+    summary = pack_reader(db, reader, out, clock=command_clock(ctx), key_file=key)
     typer.echo(
         f"{summary.out_dir}: package for reader {summary.reader_id} "
         f"({summary.n_assignments} assignments, {summary.n_series} series, "
@@ -218,11 +414,19 @@ def merge(
     ctx: typer.Context,
     db: DbOption,
     packages: Annotated[list[Path], typer.Argument(help="Returned package folders.")],
+    key: KeyOption = None,
 ) -> None:
-    """Import answers and events from returned packages (idempotent; conflicts are reported)."""
-    from studies.package import merge_packages
+    """Re-validate returned packages, then import their answers and events (idempotent;
+    conflicts are reported; a package with any problem is refused and nothing is merged)."""
+    from studies.package import MergeRefusedError, merge_packages
 
-    report = merge_packages(db, packages, clock=command_clock(ctx))
+    try:
+        report = merge_packages(db, packages, clock=command_clock(ctx), key_file=key)
+    except MergeRefusedError as exc:
+        if len(exc.problems) > 1:
+            for line in exc.lines():
+                typer.echo(line, err=True)
+        raise
     for p in report.packages:
         typer.echo(
             f"{p.package}: reader {p.reader_id}: {p.n_answers} new answers, {p.n_revisions} "

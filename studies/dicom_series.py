@@ -18,6 +18,12 @@ from pydicom.errors import InvalidDicomError
 
 from studies.errors import StudyError
 
+#: Largest matrix accepted (rows or columns); MR images are at most 1024 in practice.
+MAX_MATRIX = 8192
+#: Secondary Capture SOP classes (single frame and the multi-frame ones): screenshots and
+#: exports that may carry burned-in text.
+SECONDARY_CAPTURE_ROOT = "1.2.840.10008.5.1.4.1.1.7"
+
 
 @dataclass(frozen=True)
 class SeriesInfo:
@@ -25,6 +31,8 @@ class SeriesInfo:
 
     ``pixel_spacing`` is (row spacing, column spacing) in mm from PixelSpacing; ``slice_spacing``
     is the median distance between neighbouring slice positions (None without positions).
+    ``burned_in`` says why the pixels may carry burned-in text (empty when nothing says so):
+    BurnedInAnnotation YES, or a Secondary Capture image that does not say NO.
     """
 
     folder: Path
@@ -40,6 +48,7 @@ class SeriesInfo:
     series_instance_uid: str
     study_instance_uid: str
     manufacturer: str
+    burned_in: str = ""
 
 
 def read_header(path: Path) -> Dataset:
@@ -94,6 +103,12 @@ def read_series(folder: Path | str) -> SeriesInfo:
         for keyword in ("Rows", "Columns"):
             if keyword not in ds:
                 raise StudyError(f"{path}: not a DICOM image ({keyword} missing)")
+            value = int(ds[keyword].value or 0)
+            if not 0 < value <= MAX_MATRIX:
+                raise StudyError(
+                    f"{path}: {keyword} {value} is not a plausible image size "
+                    f"(expected 1..{MAX_MATRIX})"
+                )
         if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
             raise StudyError(f"{path}: multi-frame DICOM is not supported (one file per slice)")
         headers.append((path, ds))
@@ -115,6 +130,11 @@ def read_series(folder: Path | str) -> SeriesInfo:
                 f"{first.Rows}x{first.Columns} of {first_path.name}"
             )
 
+    burned = [(path, why) for path, ds in headers if (why := burned_in_reason(ds))]
+    burned_in = ""
+    if burned:
+        more = f" (and {len(burned) - 1} more files)" if len(burned) > 1 else ""
+        burned_in = f"{burned[0][0]}: {burned[0][1]}{more}"
     ordered, positions = _sort_slices(headers)
     spacing = getattr(first, "PixelSpacing", None)
     thickness = getattr(first, "SliceThickness", None)
@@ -135,7 +155,22 @@ def read_series(folder: Path | str) -> SeriesInfo:
         series_instance_uid=series_uid,
         study_instance_uid=str(getattr(first, "StudyInstanceUID", "")),
         manufacturer=str(getattr(first, "Manufacturer", "")),
+        burned_in=burned_in,
     )
+
+
+def burned_in_reason(ds: Dataset) -> str:
+    """Why a header says its pixels may carry burned-in text ("" when nothing says so)."""
+    burned = str(getattr(ds, "BurnedInAnnotation", "") or "").strip().upper()
+    if burned == "YES":
+        return "BurnedInAnnotation is YES (text is burned into the pixels)"
+    sop_class = str(getattr(ds, "SOPClassUID", "") or "")
+    if sop_class.startswith(SECONDARY_CAPTURE_ROOT) and burned != "NO":
+        return (
+            "Secondary Capture image without BurnedInAnnotation NO "
+            "(burned-in text cannot be ruled out)"
+        )
+    return ""
 
 
 def _sort_slices(
@@ -162,4 +197,4 @@ def _sort_slices(
     return sorted(headers, key=lambda item: item[0].name), None
 
 
-__all__ = ["SeriesInfo", "read_header", "read_series"]
+__all__ = ["MAX_MATRIX", "SeriesInfo", "burned_in_reason", "read_header", "read_series"]

@@ -5,6 +5,10 @@ Each event stores ``hash = sha256(prev_hash + canonical JSON of its content)``, 
 inserting or deleting an event in the middle breaks every later link, which
 :func:`verify_chain` reports. Answers are covered too: every stored revision has an ``answer_set``
 event carrying its value, so an edited answer no longer matches its event.
+
+The chain's hash is public (anyone can recompute it); what makes an edit detectable by someone
+without the study key is the study record (:mod:`studies.record`), which holds every event row
+too: :func:`append_event` records the row it writes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from studies.canonical import canonical_json
 from studies.db.models import Answer, AnswerRevision, Event, new_id
+from studies.record import record_rows
 
 #: ``prev_hash`` of the first event.
 GENESIS_HASH = "0" * 64
@@ -32,12 +38,12 @@ STORE_EVENT_KINDS = (
     "session_finished",
     "package_created",
     "package_merged",
+    "export_written",
+    "passphrase_set",
+    "signed_in",
+    "sign_in_refused",
+    "record_sealed",
 )
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no spaces: the same value always gives the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_content(
@@ -135,6 +141,7 @@ def append_event(
             hash=digest,
         )
     )
+    record_rows(session, Event, [event_id])
     return digest
 
 

@@ -1,9 +1,16 @@
 """Tables out of a study: answers (tidy long), truth, assignments, the unblinding key, events and
-list-mode MRMC input; :func:`write_csv` writes any of them atomically.
+MRMC input (list mode for MRMCaov, the .imrmc file for iMRMC); :func:`write_csv` writes any of
+them atomically.
 
-The answers table is blinded by default: ``case`` and ``subject`` are opaque ids, there is no
-``arm`` column and a preference keeps the side the reader chose. ``unblinded=True`` gives the
-study's own ids, the arm of every answer, and preferences mapped to arms.
+The answers table is blinded by default: ``case`` and ``subject`` are export ids (random ids that
+appear in no package, no image folder and no DICOM header, so a blinded export joined with a
+reader's package unblinds nothing), there is no ``arm`` column and a preference keeps the side
+the reader chose. ``unblinded=True`` gives the study's own ids, the arm of every answer, and
+preferences mapped to arms.
+
+Every export is logged: its CSV and its ``export_run`` row are written together or not at all,
+the row is recorded in the study record, and the record's head is anchored (see
+:mod:`studies.record`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from studies.actor import os_user
 from studies.db.models import (
     Answer,
     Arm,
@@ -34,6 +43,8 @@ from studies.db.models import (
     Subject,
 )
 from studies.errors import StudyError
+from studies.events import append_event
+from studies.record import head, record_rows
 from studies.store import Store
 from studies.timing import TimedEvent, active_times
 
@@ -83,9 +94,11 @@ EVENT_COLUMNS = (
     "hash",
 )
 MRMC_COLUMNS = ("reader", "treatment", "case", "truth", "rating")
+IMRMC_COLUMNS = ("readerID", "caseID", "modalityID", "score")
 
-#: What ``study export --what`` can write.
-EXPORTS = ("answers", "assignments", "key", "events", "mrmc")
+#: What ``study export --what`` can write (``mrmcaov`` is ``mrmc`` under the name of the R
+#: package that reads it; ``imrmc`` is the iMRMC input file).
+EXPORTS = ("answers", "assignments", "key", "events", "mrmc", "mrmcaov", "imrmc")
 
 
 @dataclass(frozen=True)
@@ -98,9 +111,9 @@ class _Row:
     session: int
     position: int
     case_id: str
-    case_opaque: str
+    case_export: str | None
     subject_id: str
-    subject_opaque: str
+    subject_export: str | None
     arm: str | None
     left_arm: str | None
     right_arm: str | None
@@ -122,9 +135,9 @@ def _assignment_rows(s: Session) -> list[_Row]:
             ReadingSession.index,
             Assignment.position,
             Case.case_id,
-            Case.opaque_id,
+            Case.export_id,
             Subject.subject_id,
-            Subject.opaque_id,
+            Subject.export_id,
             arm.code,
             left.code,
             right.code,
@@ -208,8 +221,8 @@ def answers_frame(
                 "reader": row.reader,
                 "session": row.session,
                 "position": row.position,
-                "case": row.case_id if unblinded else row.case_opaque,
-                "subject": row.subject_id if unblinded else row.subject_opaque,
+                "case": row.case_id if unblinded else row.case_export,
+                "subject": row.subject_id if unblinded else row.subject_export,
                 "arm": arm,
                 "side": side,
                 "question": answer.question_id,
@@ -333,10 +346,12 @@ def events_frame(store: Store) -> pd.DataFrame:
 def mrmc_frame(store: Store, finding: str, *, question: str | None = None) -> pd.DataFrame:
     """List-mode MRMC input for one finding: ``reader,treatment,case,truth,rating``.
 
-    The format MRMCaov, RJafroc and iMRMC read: treatment is the arm code, rating the grade of
-    a per-finding ordinal question (default: the protocol's interchangeability question, else
-    its first per-finding likert question). Training cases and cases without known truth are
-    left out.
+    The layout R's MRMCaov reads directly (its example data sets ``VanDyke`` and ``Franken``
+    have these columns; ``mrmc(empirical_auc(truth, rating), treatment, reader, case, data)``),
+    as does ``blindreader analyze mrmc``; for iMRMC see :func:`imrmc_text`. Treatment is the arm
+    code, rating the grade of a per-finding ordinal question (default: the protocol's
+    interchangeability question, else its first per-finding likert question). Training cases and
+    cases without known truth are left out.
 
     Raises
     ------
@@ -390,23 +405,97 @@ def mrmc_frame(store: Store, finding: str, *, question: str | None = None) -> pd
     return _frame(records, MRMC_COLUMNS)
 
 
-def write_csv(frame: pd.DataFrame, path: Path | str) -> str:
-    """Write a table as CSV atomically (temporary file, fsync, rename); return its sha256."""
-    path = Path(path)
+def imrmc_frame(store: Store, finding: str, *, question: str | None = None) -> pd.DataFrame:
+    """The iMRMC rows of one finding: ``readerID, caseID, modalityID, score``.
+
+    Truth rows first (``readerID`` -1, ``modalityID`` 0, ``score`` the 0/1 truth), then every
+    read (the arm code as ``modalityID``, the grade as ``score``). Case ids are numbered 1..K in
+    case-id order, because the .imrmc readers (iMRMC, RJafroc's ``DfReadDataFile(format =
+    "iMRMC")``) want whole-number case ids; :func:`imrmc_text` lists the numbering in its header.
+    """
+    import pandas as pd
+
+    listed = mrmc_frame(store, finding, question=question)
+    cases = sorted(set(listed["case"]))
+    number = {case: i + 1 for i, case in enumerate(cases)}
+    truth = listed.drop_duplicates("case").set_index("case")["truth"]
+    rows = [{"readerID": -1, "caseID": number[c], "modalityID": 0, "score": int(truth[c])}
+            for c in cases]  # fmt: skip
+    rows += [
+        {"readerID": r, "caseID": number[c], "modalityID": t, "score": v}
+        for r, t, c, v in zip(
+            listed["reader"], listed["treatment"], listed["case"], listed["rating"], strict=True
+        )
+    ]
+    frame = pd.DataFrame.from_records(rows, columns=list(IMRMC_COLUMNS))
+    frame.attrs["case_numbers"] = number
+    return frame
+
+
+def imrmc_text(store: Store, finding: str, *, question: str | None = None) -> str:
+    """The iMRMC input file (``.imrmc``) of one finding: a description, ``NR``, ``N0``, ``N1``,
+    ``NM``, then ``BEGIN DATA:`` and the rows of :func:`imrmc_frame`."""
+    frame = imrmc_frame(store, finding, question=question)
+    truth = frame[frame["readerID"] == -1]
+    reads = frame[frame["readerID"] != -1]
+    number: dict[str, int] = frame.attrs["case_numbers"]
+    lines = [
+        f"{store.study_title}: finding {finding}, exported by blindreader",
+        "Case numbers (caseID = study case id): "
+        + "; ".join(f"{n} = {case}" for case, n in number.items()),
+        "",
+        f"NR: {reads['readerID'].nunique()}",
+        f"N0: {int((truth['score'] == 0).sum())}",
+        f"N1: {int((truth['score'] == 1).sum())}",
+        f"NM: {reads['modalityID'].nunique()}",
+        "",
+        "BEGIN DATA:",
+    ]
+    lines += [
+        f"{r},{c},{m},{s}"
+        for r, c, m, s in zip(
+            frame["readerID"], frame["caseID"], frame["modalityID"], frame["score"], strict=True
+        )
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def _write_temporary(data: bytes, path: Path) -> Path:
+    """``data`` in a synced temporary file beside ``path`` (StudyError when it cannot be)."""
     if not path.parent.is_dir():
         raise StudyError(f"{path.parent}: folder not found (for {path.name})")
-    text = frame.to_csv(index=False, lineterminator="\n")
-    data = text.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StudyError(f"{path}: cannot write ({exc.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise StudyError(f"{path}: cannot write ({exc.strerror}); nothing was written") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def write_csv(frame: pd.DataFrame, path: Path | str) -> str:
+    """Write a table as CSV atomically (temporary file, fsync, rename); return its sha256."""
+    path = Path(path)
+    data = _csv_bytes(frame)
+    tmp = _write_temporary(data, path)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StudyError(f"{path}: cannot write ({exc.strerror})") from None
     return hashlib.sha256(data).hexdigest()
 
 
@@ -420,13 +509,23 @@ def export(
 ) -> int:
     """Build one export, write it to ``out`` and log it in the study; return the row count.
 
+    The CSV and its ``export_run`` row are written together or not at all: the file is written
+    under a temporary name, the row is inserted, the file renamed into place, and only then is
+    the transaction committed; if the commit fails (disk full) the file is taken back (a file
+    that was at ``out`` before is restored). The export is an anchor of the study record.
+
     Raises
     ------
     StudyError
-        Unknown ``what``; ``mrmc`` without ``finding``; see the frame functions.
+        Unknown ``what``; ``mrmc`` without ``finding``; a reader's package; a database or file
+        error (nothing written); see the frame functions.
     """
     if what not in EXPORTS:
         raise StudyError(f"unknown export {what!r} (expected one of {', '.join(EXPORTS)})")
+    if store.origin == "package":
+        raise StudyError(
+            f"{store.source}: a reader's package; export from the main study after `study merge`"
+        )
     if what == "answers":
         frame = answers_frame(store, unblinded=unblinded)
     elif what == "assignments":
@@ -438,32 +537,76 @@ def export(
     else:
         if finding is None:
             known = ", ".join(f.id for f in store.protocol.findings) or "none"
-            raise StudyError(f"--what mrmc needs --finding (findings: {known})")
-        frame = mrmc_frame(store, finding)
+            raise StudyError(f"--what {what} needs --finding (findings: {known})")
+        frame = imrmc_frame(store, finding) if what == "imrmc" else mrmc_frame(store, finding)
     out = Path(out)
-    digest = write_csv(frame, out)
-    with store.writing() as s:
-        s.add(
-            ExportRun(
+    data = imrmc_text(store, str(finding)).encode("utf-8") if what == "imrmc" else _csv_bytes(frame)
+    digest = hashlib.sha256(data).hexdigest()
+    tmp = _write_temporary(data, out)
+    backup: Path | None = None
+    placed = False
+    now = store.now()
+    is_unblinded = unblinded or what in ("assignments", "key", "mrmc", "mrmcaov", "imrmc")
+    try:
+        with store.writing() as s:
+            run = ExportRun(
                 what=what,
                 path=str(out.resolve()),
-                unblinded=unblinded or what in ("assignments", "key", "mrmc"),
+                unblinded=is_unblinded,
                 n_rows=len(frame),
                 sha256=digest,
-                created_at=store.now(),
+                created_at=now,
             )
-        )
+            s.add(run)
+            s.flush()
+            record_rows(s, ExportRun, [run.id])
+            append_event(
+                s,
+                kind="export_written",
+                created_at=now,
+                payload={
+                    "what": what,
+                    "unblinded": is_unblinded,
+                    "rows": len(frame),
+                    "sha256": digest,
+                    "export_run": run.id,
+                    "os_user": os_user(),
+                },
+            )
+            at_head = head(s)
+            if out.exists():
+                backup = out.with_name(f".{out.name}.{secrets.token_hex(4)}.previous")
+                os.link(out, backup)
+            os.replace(tmp, out)
+            placed = True
+    except BaseException:
+        if placed:
+            if backup is not None:
+                os.replace(backup, out)
+                backup = None
+            else:
+                out.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+    if at_head is not None:
+        store.publish_anchor(at_head, f"export {what}{' (unblinded)' if is_unblinded else ''}", now)
     return len(frame)
 
 
 __all__ = [
     "ANSWER_COLUMNS",
     "EXPORTS",
+    "IMRMC_COLUMNS",
     "MRMC_COLUMNS",
     "answers_frame",
     "assignments_frame",
     "events_frame",
     "export",
+    "imrmc_frame",
+    "imrmc_text",
     "key_frame",
     "mrmc_frame",
     "truth_frame",

@@ -10,6 +10,7 @@ into one :class:`~studies.errors.StudyError` that names the file, the line and t
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -21,8 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from studies.errors import StudyError
 
 Design = Literal["sequential", "paired"]
+Layout = Literal["1x1", "1x2", "2x2", "1x3"]
 QuestionType = Literal["likert", "choice", "multi", "boolean", "number", "text", "preference"]
 Scope = Literal["case", "side", "finding"]
+#: When a reader may open a finished session again (read-only): ``never``, or once every one
+#: of their sessions is finished (while a later session is pending or open, an earlier one would
+#: show the other arm's images next to the reader's own grades and undo the washout).
+Review = Literal["never", "after_last_session"]
 
 #: The answers a ``preference`` question accepts (stored mapped to the arm on that side).
 PREFERENCE_VALUES = ("left", "equal", "right")
@@ -33,6 +39,23 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ID_RE = re.compile(ID_PATTERN)
 
 _SHOW_IF_TYPES = ("likert", "choice", "multi", "boolean", "preference")
+
+#: Bounds of the protocol's numbers (every number a protocol gives is bounded).
+MAX_SEED = 2**63 - 1  # a signed 64-bit integer: what SQLite and PostgreSQL store
+MAX_WASHOUT_DAYS = 365
+MAX_POINTS = 100
+MAX_TEXT_LENGTH = 100_000
+MAX_NUMBER_BOUND = 1e12
+#: (rows, columns) of each hanging layout.
+LAYOUT_GRID: dict[str, tuple[int, int]] = {
+    "1x1": (1, 1),
+    "1x2": (1, 2),
+    "2x2": (2, 2),
+    "1x3": (1, 3),
+}
+
+#: At most this many window presets (keys F1..F5; F6 moves between the views).
+MAX_WINDOW_PRESETS = 5
 
 
 class ProtocolRuleError(ValueError):
@@ -156,6 +179,45 @@ def _same_value(a: object, b: object) -> bool:
     return a == b
 
 
+def names_arm(text: str, arms: Sequence[Arm]) -> str | None:
+    """The first arm code or description that ``text`` contains as a whole word (ignoring
+    case; ``_`` and ``-`` separate words), or None."""
+    for arm in arms:
+        for term in (arm.code, arm.description):
+            term = term.strip()
+            if term and re.search(
+                r"(?<![A-Za-z0-9])" + re.escape(term) + r"(?![A-Za-z0-9])", text, re.IGNORECASE
+            ):
+                return term
+    return None
+
+
+def _check_reference_value(question: Question, value: object, path: str) -> None:
+    """A reference answer must be an answer the question accepts."""
+    allowed = question.allowed_values()
+    if question.type == "multi":
+        if not isinstance(value, list) or not all(
+            any(_same_value(v, a) for a in allowed or []) for v in value
+        ):
+            raise ProtocolRuleError(
+                path, f"expected a list of options from {allowed!r} (got {value!r})"
+            )
+        return
+    if allowed is not None:
+        if not any(_same_value(value, a) for a in allowed):
+            raise ProtocolRuleError(path, f"expected one of {allowed!r} (got {value!r})")
+        return
+    if question.type == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProtocolRuleError(path, f"expected a number (got {value!r})")
+        lo, hi = question.minimum, question.maximum
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ProtocolRuleError(path, f"expected a number in {lo}..{hi} (got {value!r})")
+        return
+    if not isinstance(value, str):
+        raise ProtocolRuleError(path, f"expected text (got {value!r})")
+
+
 class Question(_Model):
     """One question the reader answers, per case, per side (paired) or per finding."""
 
@@ -184,6 +246,10 @@ class Question(_Model):
                 raise ProtocolRuleError("points", "likert needs 'points' (the number of points)")
             if self.points < 2:
                 raise ProtocolRuleError("points", f"likert needs points >= 2 (got {self.points})")
+            if self.points > MAX_POINTS:
+                raise ProtocolRuleError(
+                    "points", f"likert needs points <= {MAX_POINTS} (got {self.points})"
+                )
             if len(self.labels) != self.points:
                 raise ProtocolRuleError(
                     "labels",
@@ -204,6 +270,16 @@ class Question(_Model):
         elif self.options:
             raise ProtocolRuleError("options", f"'options' applies only to choice/multi, not {t}")
         if t == "number":
+            for key in ("minimum", "maximum"):
+                bound = getattr(self, key)
+                if bound is not None and not (
+                    math.isfinite(bound) and abs(bound) <= MAX_NUMBER_BOUND
+                ):
+                    raise ProtocolRuleError(
+                        key,
+                        f"{key} must be a finite number within +-{MAX_NUMBER_BOUND:g} "
+                        f"(got {bound})",
+                    )
             if (
                 self.minimum is not None
                 and self.maximum is not None
@@ -219,9 +295,10 @@ class Question(_Model):
             if self.unit:
                 raise ProtocolRuleError("unit", f"'unit' applies only to number, not {t}")
         if t == "text":
-            if self.max_length is not None and self.max_length < 1:
+            if self.max_length is not None and not 1 <= self.max_length <= MAX_TEXT_LENGTH:
                 raise ProtocolRuleError(
-                    "max_length", f"max_length must be >= 1 (got {self.max_length})"
+                    "max_length",
+                    f"max_length must be within 1..{MAX_TEXT_LENGTH} (got {self.max_length})",
                 )
         elif self.max_length is not None:
             raise ProtocolRuleError("max_length", f"'max_length' applies only to text, not {t}")
@@ -276,9 +353,194 @@ class Interchangeability(_Model):
 
     @model_validator(mode="after")
     def _valid(self) -> Interchangeability:
-        if not 0 < self.margin < 1:
+        if not (math.isfinite(self.margin) and 0 < self.margin < 1):
             raise ProtocolRuleError("margin", f"margin must be between 0 and 1 (got {self.margin})")
         return self
+
+
+# ---- [analysis]: how the study is analysed (pre-specified; issue 13) -------------------------
+
+ReaderModelName = Literal["random-readers", "fixed-readers"]
+MultiplicityName = Literal["holm", "intersection-union"]
+MeasureName = Literal["binary", "exact", "squared"]
+
+
+class SensitivityAnalysis(_Model):
+    """One pre-specified sensitivity analysis of the interchangeability test.
+
+    Each field left out takes the primary analysis's value: ``measure`` (binary, i.e. grades
+    dichotomised at the threshold), ``threshold``, ``readers`` and ``margin`` (for the squared
+    measure: ``[analysis] squared_margin``).
+    """
+
+    label: str = ""
+    measure: MeasureName = "binary"
+    threshold: int | None = None
+    readers: ReaderModelName | None = None
+    margin: float | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> SensitivityAnalysis:
+        if self.threshold is not None and self.measure != "binary":
+            raise ProtocolRuleError(
+                "threshold", f"a threshold applies to the binary measure only, not {self.measure}"
+            )
+        if self.margin is not None and not self.margin > 0:
+            raise ProtocolRuleError("margin", f"margin must be positive (got {self.margin})")
+        return self
+
+
+class Planning(_Model):
+    """The sample-size planning done before the study (STARD item 18), quoted by the report.
+
+    ``text`` is the statement as it should appear, e.g. the output of ``blindreader plan``;
+    the numbers are optional and shown with it.
+    """
+
+    text: str
+    n_cases: int | None = None
+    n_readers: int | None = None
+    power: float | None = None
+    expected_gamma: float | None = None
+    method: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self) -> Planning:
+        if not self.text.strip():
+            raise ProtocolRuleError("text", "the planning statement is empty")
+        if self.power is not None and not 0 < self.power < 1:
+            raise ProtocolRuleError("power", f"power must be between 0 and 1 (got {self.power})")
+        for key in ("n_cases", "n_readers"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ProtocolRuleError(key, f"{key} must be >= 1 (got {value})")
+        return self
+
+
+def _default_sensitivity() -> list[SensitivityAnalysis]:
+    return [SensitivityAnalysis(measure="exact", label="exact-category agreement")]
+
+
+class AnalysisSettings(_Model):
+    """The pre-specified analysis: which interval decides, the multiplicity family, the margin
+    of the squared-difference measure, sensitivity analyses and the planning record.
+
+    - ``primary``: ``random-readers`` (default: the claim about radiologists in general) or
+      ``fixed-readers`` (a claim about the study's readers); the report states it first and
+      gives the other one as secondary.
+    - ``multiplicity``: ``holm`` (each finding on its own, Holm-adjusted across findings) or
+      ``intersection-union`` (all findings jointly: every finding must pass, no adjustment);
+      applied to every decision the report makes (interchangeability, image quality, accuracy).
+    - ``squared_margin``: the margin of the squared-difference index, in squared score units.
+    - ``sensitivity``: the pre-specified sensitivity analyses (default: exact-category agreement).
+    """
+
+    primary: ReaderModelName = "random-readers"
+    multiplicity: MultiplicityName = "holm"
+    squared_margin: float | None = None
+    sensitivity: list[SensitivityAnalysis] = Field(default_factory=_default_sensitivity)
+    planning: Planning | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> AnalysisSettings:
+        if self.squared_margin is not None and not self.squared_margin > 0:
+            raise ProtocolRuleError(
+                "squared_margin", f"squared_margin must be positive (got {self.squared_margin})"
+            )
+        for i, item in enumerate(self.sensitivity):
+            if item.measure == "squared" and item.margin is None and self.squared_margin is None:
+                raise ProtocolRuleError(
+                    f"sensitivity[{i}].margin",
+                    "the squared-difference measure needs its own margin in squared score "
+                    "units: set margin here or [analysis] squared_margin",
+                )
+        return self
+
+    @property
+    def primary_readers(self) -> Literal["fixed", "random"]:
+        """The primary reader model as the analysis names it (``fixed`` or ``random``)."""
+        return "random" if self.primary == "random-readers" else "fixed"
+
+
+class Hanging(_Model):
+    """How a case's series are hung: the layout and which series hangs where first.
+
+    ``series`` lists CASES.csv's series labels in hanging order: the first ones fill the layout's
+    cells (left to right, then top to bottom), the rest wait in the thumbnail strip in this order.
+    Empty: alphabetical order. In the paired design each cell shows the same series of both arms
+    side by side.
+    """
+
+    layout: Layout = "1x1"
+    series: list[str] = []
+
+    @model_validator(mode="after")
+    def _valid(self) -> Hanging:
+        for i, label in enumerate(self.series):
+            _check_id(label, f"series[{i}]")
+        _check_unique(self.series, "series[{i}]", "series")
+        return self
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the layout."""
+        return LAYOUT_GRID[self.layout]
+
+    @property
+    def n_cells(self) -> int:
+        """How many series are hung at once."""
+        rows, columns = self.grid
+        return rows * columns
+
+    def order(self, labels: Iterable[str]) -> list[str]:
+        """``labels`` in hanging order: those the protocol lists in its order, then the others
+        alphabetically."""
+        rank = {label: i for i, label in enumerate(self.series)}
+        return sorted(set(labels), key=lambda label: (rank.get(label, len(rank)), label))
+
+
+class WindowPreset(_Model):
+    """A named display window: the ``low``..``high`` percentiles of the series' pixel values
+    (of both arms together in the paired design). Keys F1, F2, ... in protocol order."""
+
+    name: str
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _valid(self) -> WindowPreset:
+        if not self.name.strip() or len(self.name) > 24:
+            raise ProtocolRuleError("name", "needs a name of 1 to 24 characters")
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ProtocolRuleError("low", "percentiles must be finite numbers")
+        if not 0 <= self.low < self.high <= 100:
+            raise ProtocolRuleError(
+                "high", f"needs 0 <= low < high <= 100 (got low {self.low}, high {self.high})"
+            )
+        return self
+
+
+#: The presets of a protocol that names none.
+DEFAULT_WINDOW_PRESETS = (
+    WindowPreset(name="Auto", low=1.0, high=99.0),
+    WindowPreset(name="Contrast", low=5.0, high=95.0),
+    WindowPreset(name="Wide", low=0.1, high=99.9),
+)
+
+ReferenceValue = bool | int | float | str | list[str]
+
+
+class TrainingReference(_Model):
+    """The reference answers of one training case, shown to the reader after answering it.
+
+    ``answers`` maps a question id to its value (per-case questions) or to a table of values by
+    finding id (per-finding questions). Per-side and preference questions have no reference
+    answer: the sides are randomised per reader. ``explanation`` (markdown) is shown with them.
+    """
+
+    case: str
+    answers: dict[str, ReferenceValue | dict[str, ReferenceValue]] = {}
+    explanation: str = ""
 
 
 class Protocol(_Model):
@@ -288,20 +550,29 @@ class Protocol(_Model):
     design: Design
     seed: int
     washout_days: int = 28
+    review: Review = "after_last_session"
     arms: list[Arm]
     readers: list[Reader]
     findings: list[Finding] = []
     questions: list[Question]
     training_cases: list[str] = []
     interchangeability: Interchangeability | None = None
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    instructions: str = ""  # markdown, shown on the reader's start screen
+    hanging: Hanging = Hanging()
+    window_presets: list[WindowPreset] = list(DEFAULT_WINDOW_PRESETS)
+    training_reference: list[TrainingReference] = []
 
     @model_validator(mode="after")
     def _valid(self) -> Protocol:
-        if self.seed < 0:
-            raise ProtocolRuleError("seed", f"seed must be >= 0 (got {self.seed})")
-        if self.washout_days < 0:
+        if not 0 <= self.seed <= MAX_SEED:
             raise ProtocolRuleError(
-                "washout_days", f"washout_days must be >= 0 (got {self.washout_days})"
+                "seed", f"seed must be within 0..2**63-1 (a 64-bit integer; got {self.seed})"
+            )
+        if not 0 <= self.washout_days <= MAX_WASHOUT_DAYS:
+            raise ProtocolRuleError(
+                "washout_days",
+                f"washout_days must be within 0..{MAX_WASHOUT_DAYS} (got {self.washout_days})",
             )
         self._check_arms()
         if not self.readers:
@@ -319,7 +590,84 @@ class Protocol(_Model):
                 raise ProtocolRuleError(f"training_cases[{i}]", "empty case id")
         if self.interchangeability is not None:
             self._check_interchangeability(self.interchangeability)
+            self._check_sensitivity_thresholds(self.interchangeability)
+        self._check_reader_texts()
+        self._check_training_reference()
         return self
+
+    def _check_sensitivity_thresholds(self, ic: Interchangeability) -> None:
+        points = self.question(ic.question).points or 2
+        for i, item in enumerate(self.analysis.sensitivity):
+            if item.threshold is not None and not 2 <= item.threshold <= points:
+                raise ProtocolRuleError(
+                    f"analysis.sensitivity[{i}].threshold",
+                    f"threshold must be within 2..{points} (the points of {ic.question!r}); "
+                    f"got {item.threshold}",
+                )
+
+    def _check_reader_texts(self) -> None:
+        """Texts the viewer shows the reader must not name an arm."""
+        if not 1 <= len(self.window_presets) <= MAX_WINDOW_PRESETS:
+            raise ProtocolRuleError(
+                "window_presets",
+                f"needs 1 to {MAX_WINDOW_PRESETS} presets (keys F1..F{MAX_WINDOW_PRESETS}); "
+                f"got {len(self.window_presets)}",
+            )
+        _check_unique((p.name for p in self.window_presets), "window_presets[{i}].name", "name")
+        texts = [("instructions", self.instructions)]
+        texts += [(f"hanging.series[{i}]", label) for i, label in enumerate(self.hanging.series)]
+        texts += [(f"window_presets[{i}].name", p.name) for i, p in enumerate(self.window_presets)]
+        texts += [
+            (f"training_reference[{i}].explanation", r.explanation)
+            for i, r in enumerate(self.training_reference)
+        ]
+        for path, text in texts:
+            arm = names_arm(text, self.arms)
+            if arm is not None:
+                raise ProtocolRuleError(
+                    path, f"names the arm {arm!r}: readers see this text, it must not name an arm"
+                )
+
+    def _check_training_reference(self) -> None:
+        _check_unique((r.case for r in self.training_reference), "training_reference[{i}].case",
+                      "training case")  # fmt: skip
+        for i, reference in enumerate(self.training_reference):
+            path = f"training_reference[{i}]"
+            if reference.case not in self.training_cases:
+                raise ProtocolRuleError(
+                    f"{path}.case",
+                    f"{reference.case!r} is not one of training_cases "
+                    f"({', '.join(self.training_cases) or 'none'})",
+                )
+            for question_id, given in reference.answers.items():
+                where = f"{path}.answers.{question_id}"
+                q = next((q for q in self.questions if q.id == question_id), None)
+                if q is None:
+                    raise ProtocolRuleError(where, f"unknown question {question_id!r}")
+                if q.scope == "side" or q.type == "preference":
+                    raise ProtocolRuleError(
+                        where,
+                        "per-side and preference questions have no reference answer "
+                        "(the sides are randomised per reader)",
+                    )
+                if q.scope == "finding":
+                    if not isinstance(given, dict):
+                        raise ProtocolRuleError(
+                            where, "a per-finding question needs a table of values by finding id"
+                        )
+                    findings = self.question_findings(q)
+                    for finding_id, value in given.items():
+                        if finding_id not in findings:
+                            raise ProtocolRuleError(
+                                f"{where}.{finding_id}",
+                                f"question {q.id!r} is not asked for finding {finding_id!r} "
+                                f"(it is asked for {', '.join(findings)})",
+                            )
+                        _check_reference_value(q, value, f"{where}.{finding_id}")
+                else:
+                    if isinstance(given, dict):
+                        raise ProtocolRuleError(where, "a per-case question needs one value")
+                    _check_reference_value(q, given, where)
 
     def _check_arms(self) -> None:
         if len(self.arms) < 2:
@@ -481,6 +829,10 @@ class Protocol(_Model):
     def questions_for(self, scope: Scope) -> list[Question]:
         """The questions of one scope, in protocol order."""
         return [q for q in self.questions if q.scope == scope]
+
+    def training_answers(self, case_id: str) -> TrainingReference | None:
+        """The reference answers of a training case (None when the protocol gives none)."""
+        return next((r for r in self.training_reference if r.case == case_id), None)
 
     def question_findings(self, question: Question) -> list[str]:
         """The finding ids a per-finding question is asked for ([] for other scopes)."""
@@ -669,21 +1021,31 @@ def _find_line(lines: dict[str, int], loc: Sequence[str | int]) -> int | None:
 
 
 __all__ = [
+    "DEFAULT_WINDOW_PRESETS",
     "ID_PATTERN",
+    "LAYOUT_GRID",
     "PREFERENCE_VALUES",
+    "AnalysisSettings",
     "Arm",
     "Design",
     "Finding",
+    "Hanging",
     "Interchangeability",
+    "Layout",
     "Option",
+    "Planning",
     "Protocol",
     "ProtocolRuleError",
     "Question",
     "QuestionType",
     "Reader",
     "Scope",
+    "SensitivityAnalysis",
     "ShowIf",
+    "TrainingReference",
+    "WindowPreset",
     "load_protocol",
+    "names_arm",
     "parse_protocol",
     "protocol_sha256",
 ]

@@ -11,18 +11,20 @@ import json
 import math
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from numbers import Integral, Real
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from sqlalchemy import Engine, func, insert, inspect, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine, func, insert, inspect, select, update
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
+from studies.actor import os_user
 from studies.api import (
     EVENT_KINDS,
     AnswerKey,
@@ -32,6 +34,8 @@ from studies.api import (
     ReaderInfo,
     SeriesImages,
     SessionInfo,
+    SideImages,
+    SignInPolicy,
 )
 from studies.clock import (
     Clock,
@@ -41,40 +45,166 @@ from studies.clock import (
     washout_not_before,
 )
 from studies.db.engine import is_url, make_engine, read_engine
-from studies.db.migrate import upgrade
+from studies.db.migrate import head_revision, known_revisions, newer_schema_message, upgrade
 from studies.db.models import (
     NONE_KEY,
     Answer,
     AnswerRevision,
     Arm,
     Assignment,
+    Base,
+    Case,
     Event,
     Reader,
     ReadingSession,
+    RecordEntry,
     Series,
     Study,
     new_id,
 )
 from studies.errors import StudyError
 from studies.events import append_event, canonical_json, verify_answers, verify_chain
+from studies.image_digests import check_series_files, parse_digests
+from studies.passphrase import hash_passphrase, passphrase_matches
 from studies.protocol import PREFERENCE_VALUES, Protocol, Question, parse_protocol
+from studies.record import (
+    ANCHOR_ENTRY,
+    KEY_INFO,
+    SEAL_ENTRY,
+    Head,
+    RecordCheck,
+    append_marker,
+    head,
+    make_anchor,
+    record_rows,
+    verify_record,
+)
+from studies.study_key import (
+    StudyKey,
+    append_anchor,
+    load_key,
+    read_anchor_log,
+    read_key_file,
+)
 from studies.timing import READER_LEVEL_KINDS, TimedEvent, active_time_ms
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def _sqlite_tables(path: Path) -> set[str]:
-    """Table names of a SQLite file, read without changing it (read-only, no WAL switch)."""
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-    try:
-        con = sqlite3.connect(uri, uri=True)
+@dataclass(frozen=True)
+class _Probe:
+    """What a database holds, read before anything is changed."""
+
+    tables: frozenset[str]
+    revision: str | None
+    releases: dict[str, str]
+    created_by: str | None
+
+
+def _created_by(library_versions: object) -> str | None:
+    if isinstance(library_versions, str):
         try:
-            rows = con.execute("select name from sqlite_master where type = 'table'").fetchall()
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as exc:
-        raise StudyError(f"{path}: not a study database ({exc})") from None
-    return {str(r[0]) for r in rows}
+            library_versions = json.loads(library_versions)
+        except ValueError:
+            return None
+    if isinstance(library_versions, dict):
+        value = library_versions.get("blindreader")
+        return str(value) if value else None
+    return None
+
+
+def _probe(con: Connection) -> _Probe:
+    tables = frozenset(inspect(con).get_table_names())
+    revision = None
+    if "alembic_version" in tables:
+        revision = con.exec_driver_sql("select version_num from alembic_version").scalar()
+    releases: dict[str, str] = {}
+    if "schema_release" in tables:
+        releases = {
+            str(a): str(b)
+            for a, b in con.exec_driver_sql("select revision, release from schema_release")
+        }
+    created_by = None
+    if "study" in tables and any(
+        c["name"] == "library_versions" for c in inspect(con).get_columns("study")
+    ):
+        created_by = _created_by(
+            con.exec_driver_sql("select library_versions from study limit 1").scalar()
+        )
+    return _Probe(tables, None if revision is None else str(revision), releases, created_by)
+
+
+def _check_sqlite_read_only(path: Path) -> None:
+    """Refuse a SQLite file that is not a study of a known schema, or (at the newest schema)
+    lacks a table or column, reading it without changing it (read-only: no WAL switch, no
+    migration)."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+    try:
+        with engine.connect() as con:
+            probe = _probe(con)
+            refuse_foreign(str(path), probe)
+            if probe.revision == head_revision():
+                check_schema(con, str(path))
+    except DBAPIError as exc:
+        raise StudyError(f"{path}: not a study database ({getattr(exc, 'orig', exc)})") from None
+    finally:
+        engine.dispose()
+
+
+def _probe_url(engine: Engine) -> _Probe:
+    with engine.connect() as con:
+        return _probe(con)
+
+
+def refuse_foreign(source: str, probe: _Probe) -> None:
+    """StudyError unless the database is a blindreader study of a schema this release knows.
+
+    Runs before anything writes to the file: a foreign SQLite file is never switched to WAL,
+    migrated or otherwise changed.
+    """
+    if "study" not in probe.tables:
+        raise StudyError(f"{source}: not a study database (no study table)")
+    if probe.revision is None:
+        raise StudyError(
+            f"{source}: not a study database (no schema version: not written by blindreader); "
+            "nothing was changed"
+        )
+    if probe.revision not in known_revisions():
+        raise StudyError(
+            newer_schema_message(source, probe.revision, probe.releases, probe.created_by)
+        )
+
+
+def check_schema(bind: Engine | Connection, source: str) -> None:
+    """StudyError naming the first table or column the study database lacks."""
+    found = inspect(bind)
+    tables = set(found.get_table_names())
+    for table in Base.metadata.sorted_tables:
+        if table.name not in tables:
+            raise StudyError(
+                f"{source}: the study database lacks table {table.name!r} (damaged, or changed "
+                "outside blindreader); nothing was changed"
+            )
+        columns = {c["name"] for c in found.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in columns]
+        if missing:
+            raise StudyError(
+                f"{source}: table {table.name!r} of the study database lacks column(s) "
+                f"{', '.join(missing)} (damaged, or changed outside blindreader); nothing was "
+                "changed"
+            )
+
+
+def database_problem(source: str, exc: DBAPIError) -> StudyError:
+    """A database error (disk full, I/O error, locked, damaged) as one user-facing line."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    hint = ""
+    if "full" in reason.lower() or "no space" in reason.lower():
+        hint = "; free disk space and try again"
+    return StudyError(
+        f"{source}: the study database refused the write ({reason}){hint}; nothing of it was stored"
+    )
 
 
 @dataclass(frozen=True)
@@ -89,13 +219,31 @@ class _SessionState:
 class Store:
     """An open study database. Use :meth:`open`; close it (or use ``with``) when done."""
 
-    def __init__(self, engine: Engine, source: str, images_root: Path, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        source: str,
+        images_root: Path,
+        clock: Clock,
+        key_file: Path | None = None,
+    ) -> None:
         self._engine = engine
         self._read = read_engine(engine)
         self._source = source
         self._clock = clock
         with Session(self._read) as s:
-            studies = s.execute(select(Study)).scalars().all()
+            # Only what the store needs, so that a damaged cell elsewhere still lets
+            # `study verify` open the study and name it.
+            studies = s.execute(
+                select(
+                    Study.id,
+                    Study.title,
+                    Study.protocol_sha256,
+                    Study.origin,
+                    Study.protocol_toml,
+                    Study.images_dir,
+                )
+            ).all()
             if len(studies) != 1:
                 raise StudyError(
                     f"{source}: not a study database (holds {len(studies)} studies, expected 1)"
@@ -111,17 +259,27 @@ class Store:
             images = Path(study.images_dir)
             self.images_dir: Path = images if images.is_absolute() else images_root / images
             self._arm_codes: dict[str, str] = {
-                a.id: a.code for a in s.execute(select(Arm)).scalars()
+                str(pk): str(code) for pk, code in s.execute(select(Arm.id, Arm.code))
             }
-            readers = s.execute(select(Reader).order_by(Reader.position)).scalars().all()
+            readers = s.execute(
+                select(Reader.reader_id, Reader.id, Reader.name).order_by(Reader.position)
+            ).all()
             self._readers: dict[str, tuple[str, str]] = {
                 r.reader_id: (r.id, r.name) for r in readers
             }
+        #: The study key (:mod:`studies.study_key`), None where this machine does not hold it.
+        self.key: StudyKey | None = load_key(self.study_id, key_file)
 
     # ---- opening and closing --------------------------------------------------------------
 
     @classmethod
-    def open(cls, db: str | Path, *, clock: Clock | None = None) -> Store:
+    def open(
+        cls,
+        db: str | Path,
+        *,
+        clock: Clock | None = None,
+        key_file: Path | str | None = None,
+    ) -> Store:
         """Open an existing study database and bring its schema up to date.
 
         Parameters
@@ -131,11 +289,18 @@ class Store:
         clock
             Returns the current time as an aware datetime; the product passes
             :func:`studies.clock.system_clock` (the default), tests a fake one.
+        key_file
+            The study key; by default the one in the coordinator's key folder, if there
+            (:mod:`studies.study_key`). Without a key the store still reads and writes; what it
+            writes is then not keyed (see :mod:`studies.record`).
 
         Raises
         ------
         StudyError
-            The file is missing, not a study database, or on a network file system.
+            The file is missing, not a study database (nothing of it is changed), of a schema
+            this release does not know (naming the version and the release that wrote it),
+            lacks a table or column, is on a network file system, or ``key_file`` is not this
+            study's key.
         """
         if is_url(db) and str(db).startswith("sqlite:///"):
             db = Path(str(db).removeprefix("sqlite:///"))  # a file, with its image folder beside
@@ -153,18 +318,32 @@ class Store:
             with path.open("rb") as fh:
                 if fh.read(16) != SQLITE_HEADER:
                     raise StudyError(f"{path}: not a study database (not a SQLite file)")
-            if "study" not in _sqlite_tables(path):
-                raise StudyError(f"{path}: not a study database (no study table)")
+            _check_sqlite_read_only(path)
             engine = make_engine(path)
             images_root = path.resolve().parent
         try:
-            if is_url(db) and "study" not in set(inspect(engine).get_table_names()):
-                raise StudyError(f"{source}: not a study database (no study table)")
+            if is_url(db):
+                refuse_foreign(source, _probe_url(engine))
             upgrade(engine)
-            return cls(engine, source, images_root, clock or system_clock)
-        except OperationalError as exc:
+            check_schema(engine, source)
+            return cls(
+                engine,
+                source,
+                images_root,
+                clock or system_clock,
+                Path(key_file) if key_file is not None else None,
+            )
+        except DBAPIError as exc:
             engine.dispose()
-            raise StudyError(f"{source}: cannot open the study database ({exc.orig})") from None
+            raise StudyError(
+                f"{source}: cannot open the study database ({getattr(exc, 'orig', exc)})"
+            ) from None
+        except (StatementError, ValueError, TypeError) as exc:
+            engine.dispose()
+            raise StudyError(
+                f"{source}: the study database is damaged: a stored value cannot be read "
+                f"({str(exc).splitlines()[0]}); run `study verify` for what changed"
+            ) from None
         except BaseException:
             engine.dispose()
             raise
@@ -206,20 +385,36 @@ class Store:
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A read-only ORM session (does not take the SQLite write lock)."""
-        with Session(self._read, expire_on_commit=False) as s, s.begin():
-            yield s
+        try:
+            with Session(self._read, expire_on_commit=False) as s, s.begin():
+                yield s
+        except DBAPIError as exc:
+            raise database_problem(self._source, exc) from None
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
-        """One write transaction: committed when the block ends, rolled back on an error."""
-        with Session(self._engine, expire_on_commit=False) as s, s.begin():
-            s.connection()  # begin now (BEGIN IMMEDIATE takes the write lock), not lazily
-            if self._engine.dialect.name != "sqlite":
-                # One writer at a time keeps the event chain linear on a server database.
-                s.execute(select(Study.id).with_for_update())
-            yield s
+        """One write transaction: committed when the block ends, rolled back on an error.
+
+        The session carries the study key (``s.info``) so that what is written is recorded
+        with it (:func:`studies.record.record_rows`). A database error (disk full, I/O error)
+        becomes a :class:`StudyError`; nothing of the transaction is stored.
+        """
+        try:
+            with Session(self._engine, expire_on_commit=False) as s, s.begin():
+                s.info[KEY_INFO] = self.key
+                s.connection()  # begin now (BEGIN IMMEDIATE takes the write lock), not lazily
+                if self._engine.dialect.name != "sqlite":
+                    # One writer at a time keeps the event chain linear on a server database.
+                    s.execute(select(Study.id).with_for_update())
+                yield s
+        except DBAPIError as exc:
+            raise database_problem(self._source, exc) from None
 
     # ---- readers and sessions -------------------------------------------------------------
+
+    def arm_codes_by_pk(self) -> dict[str, str]:
+        """Arm code by arm row id (in a package: its neutral stand-ins)."""
+        return dict(self._arm_codes)
 
     def readers(self) -> list[ReaderInfo]:
         """The study's readers, in protocol order."""
@@ -233,6 +428,82 @@ class Store:
             raise StudyError(
                 f"{self._source}: unknown reader {reader_id!r} (readers: {known})"
             ) from None
+
+    # ---- signing in ------------------------------------------------------------------------
+
+    def _passphrase_hash(self, reader_id: str) -> str | None:
+        reader_pk = self._reader_pk(reader_id)
+        with self.reading() as s:
+            return s.execute(select(Reader.passphrase).where(Reader.id == reader_pk)).scalar_one()
+
+    def requires_passphrase(self, reader_id: str) -> bool:
+        """Whether the reader must give a passphrase to sign in (StudyError: unknown reader)."""
+        return self._passphrase_hash(reader_id) is not None
+
+    def sign_in_policy(self) -> SignInPolicy:
+        """Which readers have a passphrase (for ``study status`` and the report)."""
+        with self.reading() as s:
+            rows = s.execute(
+                select(Reader.reader_id, Reader.passphrase).order_by(Reader.position)
+            ).all()
+        return SignInPolicy(
+            with_passphrase=tuple(r for r, p in rows if p is not None),
+            without_passphrase=tuple(r for r, p in rows if p is None),
+        )
+
+    def set_passphrase(self, reader_id: str, passphrase: str | None) -> None:
+        """Give a reader a passphrase (a salted scrypt hash is stored), or remove it (None).
+
+        A coordinator action: its event records the operating-system user. Packages written
+        afterwards ask for the new passphrase; packages already handed out keep the old one.
+
+        Raises
+        ------
+        StudyError
+            Unknown reader; a passphrase shorter than 8 characters; a reader's package.
+        """
+        reader_pk = self._reader_pk(reader_id)
+        if self.origin == "package":
+            raise StudyError(
+                f"{self._source}: a reader's package; set passphrases in the main study"
+            )
+        stored = hash_passphrase(passphrase) if passphrase is not None else None
+        now = self.now()
+        with self.writing() as s:
+            s.execute(update(Reader).where(Reader.id == reader_pk).values(passphrase=stored))
+            record_rows(s, Reader, [reader_pk])
+            append_event(
+                s,
+                kind="passphrase_set",
+                created_at=now,
+                payload={"reader": reader_id, "set": stored is not None, "os_user": os_user()},
+            )
+
+    def sign_in(self, reader_id: str, passphrase: str | None = None) -> None:
+        """Sign a reader in: check the passphrase if they have one; log the attempt.
+
+        Raises
+        ------
+        StudyError
+            Unknown reader, or a missing or wrong passphrase (the refusal is logged).
+        """
+        stored = self._passphrase_hash(reader_id)
+        ok = stored is None or (passphrase is not None and passphrase_matches(stored, passphrase))
+        now = self.now()
+        with self.writing() as s:
+            append_event(
+                s,
+                kind="signed_in" if ok else "sign_in_refused",
+                created_at=now,
+                reader_id=reader_id,
+                payload={"passphrase": stored is not None},
+            )
+        if not ok:
+            raise StudyError(
+                f"wrong passphrase for reader {reader_id!r}"
+                if passphrase
+                else f"reader {reader_id!r} signs in with a passphrase"
+            )
 
     def _session_row(self, s: Session, reader_id: str, index: int) -> ReadingSession:
         row = s.execute(
@@ -306,13 +577,23 @@ class Store:
 
     # ---- assignments ----------------------------------------------------------------------
 
-    def _series_images(self, s: Session, case_pk: str, arm_pk: str | None) -> SeriesImages:
-        series = s.execute(
+    def _side_images(self, s: Session, case_pk: str, arm_pk: str | None) -> SideImages:
+        """Every series of a case on one arm, in the protocol's hanging order."""
+        rows = s.execute(
             select(Series).where(Series.case_pk == case_pk, Series.arm_pk == arm_pk)
-        ).scalar_one()
-        folder = self.images_dir / series.folder
-        files = tuple(sorted(p for p in folder.glob("*") if p.is_file())) if folder.is_dir() else ()
-        return SeriesImages(series_id=series.opaque_id, files=files)
+        ).scalars()
+        by_label = {row.label: row for row in rows}
+        shown = []
+        for label in self.protocol.hanging.order(by_label):
+            series = by_label[label]
+            folder = self.images_dir / series.folder
+            files = (
+                tuple(sorted(p for p in folder.glob("*") if p.is_file())) if folder.is_dir() else ()
+            )
+            shown.append(SeriesImages(series_id=series.opaque_id, files=files, label=label))
+        if not shown:
+            raise StudyError(f"{self._source}: a case has no series on one of its arms")
+        return SideImages(series=tuple(shown))
 
     def _answers(self, s: Session, assignment_pk: str) -> dict[AnswerKey, AnswerValue]:
         out: dict[AnswerKey, AnswerValue] = {}
@@ -337,11 +618,11 @@ class Store:
         st: _SessionState,
     ) -> AssignmentView:
         if a.arm_pk is not None:
-            sides: tuple[SeriesImages, ...] = (self._series_images(s, a.case_pk, a.arm_pk),)
+            sides: tuple[SideImages, ...] = (self._side_images(s, a.case_pk, a.arm_pk),)
         else:
             sides = (
-                self._series_images(s, a.case_pk, a.left_arm_pk),
-                self._series_images(s, a.case_pk, a.right_arm_pk),
+                self._side_images(s, a.case_pk, a.left_arm_pk),
+                self._side_images(s, a.case_pk, a.right_arm_pk),
             )
         return AssignmentView(
             assignment_id=a.id,
@@ -355,7 +636,20 @@ class Store:
             completed=a.completed_at is not None,
             read_only=st.finished or st.locked,
             is_training=a.is_training,
+            training_case=self._training_case(s, a, session) if a.is_training else None,
         )
+
+    def _training_case(self, s: Session, a: Assignment, session: ReadingSession) -> str | None:
+        """The protocol's id of a training case. A reader's package keeps only opaque case ids;
+        there the position names it: training cases are read first in session 1, in the
+        protocol's order (:mod:`studies.randomisation`)."""
+        case_id = s.execute(select(Case.case_id).where(Case.id == a.case_pk)).scalar_one()
+        training = self.protocol.training_cases
+        if case_id in training:
+            return str(case_id)
+        if session.index == 1 and 1 <= a.position <= len(training):
+            return training[a.position - 1]
+        return None
 
     def assignments(self, reader_id: str, session_index: int) -> list[AssignmentView]:
         """A session's assignments in reading order."""
@@ -491,7 +785,26 @@ class Store:
         elif key.side is not None:
             raise StudyError(f"{q} is not asked per side (got side {key.side!r})")
 
-    def record_answer(self, assignment_id: str, key: AnswerKey, value: AnswerValue) -> AnswerRecord:
+    def validate_answer(self, key: AnswerKey, value: AnswerValue) -> AnswerValue:
+        """Check an answer against the protocol (question, scope, value); return it as stored.
+
+        Raises
+        ------
+        StudyError
+            Unknown question, a finding or side the question is not asked for, or a value it
+            does not accept.
+        """
+        question = self.protocol.question(key.question_id)
+        self._check_key(question, key)
+        return validate_value(question, value)
+
+    def record_answer(
+        self,
+        assignment_id: str,
+        key: AnswerKey,
+        value: AnswerValue,
+        reason: str | None = None,
+    ) -> AnswerRecord:
         """Store one answer (a new revision) in one committed transaction.
 
         Parameters
@@ -502,6 +815,9 @@ class Store:
             Question, and finding / side for per-finding / per-side questions.
         value
             See ``studies.api``; None clears the answer (kept as a revision).
+        reason
+            Why the answer changes; required when the assignment is already completed (the
+            reader went back to it), stored with the revision and in its ``answer_set`` event.
 
         Returns
         -------
@@ -512,7 +828,7 @@ class Store:
         ------
         StudyError
             Unknown assignment, question, finding or side; a value the question does not accept;
-            a locked or finished session.
+            a locked or finished session; a change to a completed assignment without a reason.
         """
         question = self.protocol.question(key.question_id)
         self._check_key(question, key)
@@ -531,6 +847,8 @@ class Store:
                     ReadingSession.not_before,
                     ReadingSession.finished_at,
                     Reader.reader_id,
+                    Assignment.completed_at,
+                    Assignment.position,
                 )
                 .join(ReadingSession, ReadingSession.id == Assignment.session_pk)
                 .join(Reader, Reader.id == ReadingSession.reader_pk)
@@ -547,11 +865,13 @@ class Store:
                 finished=target.finished_at is not None,
             )
             arm_value = None
-            if question.type == "preference" and isinstance(normalised, str):
-                arm_value = {
-                    "left": self._arm_codes.get(target.left_arm_pk or ""),
-                    "right": self._arm_codes.get(target.right_arm_pk or ""),
-                }.get(normalised, normalised)
+            if question.type == "preference" and self.origin != "package":
+                # A package cannot know the arms: its preferences are mapped at merge.
+                arm_value = preference_arm(
+                    normalised,
+                    self._arm_codes.get(target.left_arm_pk or ""),
+                    self._arm_codes.get(target.right_arm_pk or ""),
+                )
             current = s.execute(
                 select(
                     Answer.id, Answer.value_json, Answer.revision, Answer.last_answered_at
@@ -564,6 +884,13 @@ class Store:
             ).first()
             if current is not None and current.value_json == value_json:
                 return AnswerRecord(key, normalised, current.revision, current.last_answered_at)
+            if target.completed_at is not None and not (reason and reason.strip()):
+                raise StudyError(
+                    f"assignment {assignment_id} (reader {target.reader_id!r}, session "
+                    f"{target.session_index}, case {target.position}) is completed: changing "
+                    f"{format_key(key)} needs a reason"
+                )
+            reason = reason.strip() if reason and reason.strip() else None
             revision = 1 if current is None else current.revision + 1
             answer_pk = new_id() if current is None else current.id
             if current is None:
@@ -601,24 +928,30 @@ class Store:
                     value_json=value_json,
                     arm_value=arm_value,
                     recorded_at=now,
+                    reason=reason,
                 )
             )
+            record_rows(s, Answer, [answer_pk])
+            record_rows(s, AnswerRevision, [revision_id])
+            payload: dict[str, object] = {
+                "question": key.question_id,
+                "finding": key.finding_id,
+                "side": key.side,
+                "value": normalised,
+                "revision": revision,
+                "revision_id": revision_id,
+            }
+            if reason is not None:
+                payload["reason"] = reason
             append_event(
                 s,
                 kind="answer_set",
                 created_at=now,
                 reader_id=target.reader_id,
                 assignment_id=assignment_id,
-                payload={
-                    "question": key.question_id,
-                    "finding": key.finding_id,
-                    "side": key.side,
-                    "value": normalised,
-                    "revision": revision,
-                    "revision_id": revision_id,
-                },
+                payload=payload,
             )
-            return AnswerRecord(key, normalised, revision, now)
+            return AnswerRecord(key, normalised, revision, now, reason)
 
     def required_keys(self, answers: dict[AnswerKey, AnswerValue]) -> list[AnswerKey]:
         """The answer keys that are required given ``answers`` (show-if rules applied)."""
@@ -680,6 +1013,7 @@ class Store:
                 )
             a.completed_at = now
             s.flush()
+            record_rows(s, Assignment, [a.id])
             append_event(
                 s,
                 kind="assignment_completed",
@@ -719,6 +1053,9 @@ class Store:
             not_before = washout_not_before(finished, self.protocol.washout_days)
             following.not_before = not_before
         s.flush()
+        record_rows(
+            s, ReadingSession, [session.id] + ([following.id] if following is not None else [])
+        )
         append_event(
             s,
             kind="session_finished",
@@ -819,6 +1156,225 @@ class Store:
             problems = verify_chain(s.execute(select(Event).order_by(Event.seq)).scalars())
             problems += verify_answers(s)
         return problems
+
+    # ---- the study record: anchors, seals, verification -----------------------------------
+
+    def record_head(self) -> Head | None:
+        """The newest entry of the study record (None for an empty record)."""
+        with self.reading() as s:
+            return head(s)
+
+    def publish_anchor(self, at_head: Head, what: str, at: datetime) -> dict[str, Any]:
+        """An anchor of ``at_head`` (already committed), added to the anchor log by the key.
+
+        Returns
+        -------
+        dict
+            ``{"study_id", "seq", "hash", "what", "at", "mac"}`` (no ``mac`` without the key):
+            what a package manifest or a report keeps, and ``study verify --anchor`` reads.
+        """
+        anchor = make_anchor(self.key, self.study_id, at_head, what, at)
+        if self.key is not None:
+            append_anchor(self.key, anchor)
+        return anchor
+
+    def anchor(self, what: str, detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Record that a coordinator action (a report, say) saw the study as it is now.
+
+        Appends an anchor entry to the record (keyed when the key is here, with the
+        operating-system user) and returns the anchor for the action's output to keep: a report
+        writes it into ``results.json``; ``study verify --anchor results.json`` checks it.
+        """
+        now = self.now()
+        image = {
+            "what": what,
+            "detail": dict(detail or {}),
+            "os_user": os_user(),
+            "at": now.isoformat(timespec="microseconds"),
+        }
+        with self.writing() as s:
+            at_head = append_marker(s, ANCHOR_ENTRY, new_id(), image)
+        return self.publish_anchor(at_head, what, now)
+
+    def _known_anchors(self) -> list[dict[str, Any]]:
+        # The key folder's anchors are the main study's record; a package has a record of its
+        # own (merge checks it against the head the main study logged when packing it).
+        if self.key is None or self.key.path is None or self.origin == "package":
+            return []
+        _, details = read_key_file(self.key.path)
+        anchors = []
+        created = details.get("anchor")
+        if isinstance(created, dict):
+            anchors.append({"what": "study create (key file)", **created})
+        return anchors + read_anchor_log(self.key)
+
+    def verify(
+        self, anchors: Sequence[Mapping[str, Any]] = (), *, images: bool = True
+    ) -> VerifyReport:
+        """Check the whole study: the event chain, the answer history, the study record
+        (against the key, every anchor the key's folder holds and ``anchors``) and the blinded
+        image files (against the checksums stored at create).
+
+        Parameters
+        ----------
+        anchors
+            Anchors kept elsewhere (a package manifest, a report's ``results.json``).
+        images
+            Also read every image file and compare its checksum (the slow part on a big study).
+
+        Returns
+        -------
+        VerifyReport
+            ``problems`` name the table, the row and the field of every change found, and every
+            image file that was changed, added or removed.
+        """
+        with self.reading() as s:
+            try:
+                with s.begin_nested():
+                    problems = verify_chain(s.execute(select(Event).order_by(Event.seq)).scalars())
+                    problems += verify_answers(s)
+            except (ValueError, TypeError, StatementError) as exc:
+                problems = [
+                    "event log and answers: a stored value cannot be read "
+                    f"({str(exc).splitlines()[0]})"
+                ]
+            check = verify_record(
+                s,
+                self.key,
+                [*self._known_anchors(), *anchors],
+                study_id=self.study_id,
+                # a package: what the reader added is written without the key (merge checks it)
+                unkeyed_after=0 if self.origin == "package" else None,
+            )
+            image_problems, image_notes, n_files = self._verify_images(s) if images else ([], [], 0)
+            n_events = s.execute(select(func.count()).select_from(Event)).scalar_one()
+            n_revisions = s.execute(select(func.count()).select_from(AnswerRevision)).scalar_one()
+        return VerifyReport(
+            problems=[*problems, *check.problems, *image_problems],
+            notes=[*check.notes, *image_notes],
+            keyed=self.key is not None,
+            n_events=int(n_events),
+            n_revisions=int(n_revisions),
+            record=check,
+            n_image_files=n_files,
+        )
+
+    def _verify_images(self, s: Session) -> tuple[list[str], list[str], int]:
+        """Problems and notes from comparing every series folder with its stored checksums."""
+        rows = s.execute(
+            select(Series.opaque_id, Series.folder, Series.files_sha256).order_by(Series.opaque_id)
+        ).all()
+        problems: list[str] = []
+        unchecked = 0
+        n_files = 0
+        for opaque, folder, stored in rows:
+            where = f"series {opaque}"
+            if stored is None:
+                unchecked += 1
+                continue
+            try:
+                expected = parse_digests(stored, where)
+            except StudyError as exc:
+                problems.append(str(exc))
+                continue
+            problems += check_series_files(self.images_dir / folder, expected, where)
+            n_files += len(expected)
+        notes = (
+            [f"{unchecked} series have no image checksums (made before they were recorded)"]
+            if unchecked
+            else []
+        )
+        return problems, notes, n_files
+
+    def seal(self) -> int:
+        """Vouch for the record entries written without the study key; return how many.
+
+        A coordinator action for a study read on a live database by readers who do not hold
+        the key: after checking who wrote them (``study verify`` lists them), the coordinator
+        seals them, and ``verify`` accepts them from then on.
+
+        Raises
+        ------
+        StudyError
+            The key is not here, or the study has other problems than unsealed entries.
+        """
+        if self.key is None:
+            raise StudyError(
+                f"{self._source}: sealing needs the study key (not found in the key folder; "
+                "pass --key)"
+            )
+        report = self.verify()
+        others = [p for p in report.problems if "nobody vouched for them" not in p]
+        if others:
+            raise StudyError(
+                f"{self._source}: not sealed: the study has {len(others)} other problem(s); "
+                f"first: {others[0]}"
+            )
+        now = self.now()
+        with self.writing() as s:
+            sealed_to = 0
+            for image_json in s.execute(
+                select(RecordEntry.image_json).where(RecordEntry.table_name == SEAL_ENTRY)
+            ).scalars():
+                sealed_to = max(sealed_to, int(json.loads(image_json)["to"]))
+            unkeyed = list(
+                s.execute(
+                    select(RecordEntry.seq)
+                    .where(RecordEntry.mac.is_(None), RecordEntry.seq > sealed_to)
+                    .order_by(RecordEntry.seq)
+                ).scalars()
+            )
+            if not unkeyed:
+                return 0
+            append_event(
+                s,
+                kind="record_sealed",
+                created_at=now,
+                payload={"entries": len(unkeyed), "os_user": os_user()},
+            )
+            at_head = append_marker(
+                s,
+                SEAL_ENTRY,
+                new_id(),
+                {
+                    "from": unkeyed[0],
+                    "to": unkeyed[-1],
+                    "n": len(unkeyed),
+                    "os_user": os_user(),
+                    "at": now.isoformat(timespec="microseconds"),
+                },
+            )
+        self.publish_anchor(at_head, "seal", now)
+        return len(unkeyed)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``Store.verify`` found."""
+
+    problems: list[str]
+    notes: list[str]
+    keyed: bool  # checked with the study key
+    n_events: int
+    n_revisions: int
+    record: RecordCheck
+    n_image_files: int = 0  # image files compared with their checksums
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing was found."""
+        return not self.problems
+
+
+def preference_arm(value: AnswerValue, left_arm: str | None, right_arm: str | None) -> str | None:
+    """The arm a preference names: the arm code on the chosen side, ``"equal"``, or None."""
+    if not isinstance(value, str):
+        return None
+    if value == "left":
+        return left_arm
+    if value == "right":
+        return right_arm
+    return value
 
 
 def format_key(key: AnswerKey) -> str:

@@ -70,6 +70,21 @@ def _system_clock_when_marked(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _study_key_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Study keys made by the suite go to a folder of its own, never the user's key folder.
+
+    Set in the environment, so products run in a subprocess (``system_clock`` tests) find
+    the same keys.
+    """
+    from studies.study_key import KEY_DIR_VARIABLE
+
+    folder = tmp_path_factory.mktemp("study-keys")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(KEY_DIR_VARIABLE, str(folder))
+        yield folder
+
+
 @pytest.fixture
 def clock():  # type: ignore[no-untyped-def]
     """The test's one clock (a ``FakeClock`` the test moves by hand); pass it to everything."""

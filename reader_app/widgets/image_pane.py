@@ -1,14 +1,16 @@
-"""One image pane: paints the current slice of a volume through the shared view state.
+"""One image pane: paints the current slice of a series through its view state.
 
-Wheel / arrow keys: slices; ctrl+wheel or +/-: zoom; left drag: pan; right drag: window/level
-(horizontal: width, vertical: level); F1..F3: window presets; double click: reset. The slice
-counter is the only overlay.
+Drawn with the pixel aspect of PixelSpacing (a 0.3 x 0.6 mm pixel is twice as tall as wide) and
+the orientation letters of ImageOrientationPatient at the edges; besides them the slice counter
+is the only overlay (the window/level readout only when the reader asks for it, key W).
+Wheel / arrow keys: slices; ctrl+wheel: zoom about the pointer; left drag: pan; right drag:
+window/level (horizontal: width, vertical: level); double click: reset.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -21,20 +23,20 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from reader_app.images import WindowLevel, to_uint8
-from reader_app.state import ViewState
+from reader_app.images import Geometry, WindowLevel, to_uint8
+from reader_app.orientation import EdgeLetters, edge_letters
+from reader_app.signals import emit
+from reader_app.state import MAX_ZOOM, MIN_ZOOM, ViewState
+from reader_app.widgets.keys import ZOOM_STEP, image_key
 
-PRESET_KEYS: dict[int, str] = {
-    int(Qt.Key.Key_F1): "auto",
-    int(Qt.Key.Key_F2): "contrast",
-    int(Qt.Key.Key_F3): "wide",
-}
-_ZOOM_STEP = 1.15
-_COUNTER_COLOUR = QColor(150, 150, 150)
+_OVERLAY_COLOUR = QColor(150, 150, 150)
+_LETTER_COLOUR = QColor(190, 170, 110)
 
 
 class ImagePane(QWidget):
     """A black pane showing one volume's current slice (or nothing: the black frame)."""
+
+    activated = Signal()  # the reader clicked or scrolled in this pane
 
     def __init__(self, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,25 +44,48 @@ class ImagePane(QWidget):
         self.setObjectName("imagePane")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(200, 200)
+        self.setMinimumSize(120, 120)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
         self._volume: np.ndarray | None = None
+        self._geometry = Geometry()
+        self._letters = EdgeLetters()
         self._scratch: np.ndarray | None = None
         self._pixels: np.ndarray | None = None  # the 8-bit slice shown
         self._image: QImage | None = None
         self._drag_button: Qt.MouseButton | None = None
         self._drag_origin = QPointF()
         self._drag_window = WindowLevel(0.5, 1.0)
-        self._counter_font = QFont(self.font())
-        self._counter_font.setPointSizeF(max(self.font().pointSizeF() * 0.9, 8.0))
+        self.show_readout = False
+        self._overlay_font = QFont(self.font())
+        self._overlay_font.setPointSizeF(max(self.font().pointSizeF() * 0.9, 8.0))
+        self._letter_font = QFont(self.font())
+        self._letter_font.setPointSizeF(max(self.font().pointSizeF(), 9.0))
+        self._letter_font.setBold(True)
+        self._connect(view)
+
+    def _connect(self, view: ViewState) -> None:
         view.slice_changed.connect(self._render_slice)
         view.window_changed.connect(self._render_slice)
         view.geometry_changed.connect(self.update)
 
+    def _disconnect(self, view: ViewState) -> None:
+        view.slice_changed.disconnect(self._render_slice)
+        view.window_changed.disconnect(self._render_slice)
+        view.geometry_changed.disconnect(self.update)
+
     # -- data ---------------------------------------------------------------------------------
-    def set_volume(self, volume: np.ndarray | None) -> None:
+    def set_view(self, view: ViewState) -> None:
+        """Follow another series' view state (slice, zoom, pan, window)."""
+        if view is not self.view:
+            self._disconnect(self.view)
+            self.view = view
+            self._connect(view)
+
+    def set_volume(self, volume: np.ndarray | None, geometry: Geometry | None = None) -> None:
         """Show ``volume`` (``(slices, rows, columns)`` float32) or nothing (black)."""
         self._volume = volume
+        self._geometry = geometry or Geometry()
+        self._letters = edge_letters(self._geometry.row_direction, self._geometry.column_direction)
         self._scratch = None
         self._render_slice()
 
@@ -69,9 +94,20 @@ class ImagePane(QWidget):
         """Whether a slice is shown (False during the black frame)."""
         return self._image is not None
 
+    @property
+    def letters(self) -> EdgeLetters:
+        """The orientation letters at the edges."""
+        return self._letters
+
     def displayed_pixels(self) -> np.ndarray | None:
         """The 8-bit slice now shown (for tests)."""
         return self._pixels
+
+    def set_show_readout(self, shown: bool) -> None:
+        """Show or hide the window/level readout."""
+        if shown != self.show_readout:
+            self.show_readout = shown
+            self.update()
 
     def _render_slice(self, *_: object) -> None:
         volume = self._volume
@@ -92,23 +128,49 @@ class ImagePane(QWidget):
         self.update()
 
     # -- geometry -----------------------------------------------------------------------------
-    def _scale(self) -> float:
+    def _scales(self, zoom: float | None = None) -> tuple[float, float]:
+        """Widget pixels per image column and per image row (true aspect, fitted, zoomed)."""
         if self._pixels is None:
-            return 1.0
+            return 1.0, 1.0
         rows, cols = self._pixels.shape
-        fit = min(self.width() / cols, self.height() / rows)
-        return fit * self.view.zoom
+        dx, dy = self._geometry.column_spacing, self._geometry.row_spacing
+        fit = min(self.width() / (cols * dx), self.height() / (rows * dy))
+        mm = fit * (self.view.zoom if zoom is None else zoom)  # widget pixels per millimetre
+        return mm * dx, mm * dy
 
     def image_rect(self) -> QRectF:
         """Where the slice is drawn, in widget coordinates."""
         if self._pixels is None:
             return QRectF()
         rows, cols = self._pixels.shape
-        scale = self._scale()
-        w, h = cols * scale, rows * scale
-        x = (self.width() - w) / 2.0 + self.view.pan_x * scale
-        y = (self.height() - h) / 2.0 + self.view.pan_y * scale
+        sx, sy = self._scales()
+        w, h = cols * sx, rows * sy
+        x = (self.width() - w) / 2.0 + self.view.pan_x * sx
+        y = (self.height() - h) / 2.0 + self.view.pan_y * sy
         return QRectF(x, y, w, h)
+
+    def image_point(self, position: QPointF) -> tuple[float, float]:
+        """The image (column, row) under a widget position."""
+        rect = self.image_rect()
+        sx, sy = self._scales()
+        return (position.x() - rect.x()) / sx, (position.y() - rect.y()) / sy
+
+    def zoom_about(self, factor: float, position: QPointF) -> None:
+        """Zoom by ``factor`` keeping the image point under ``position`` where it is."""
+        if self._pixels is None:
+            self.view.zoom_by(factor)
+            return
+        column, row = self.image_point(position)
+        view = self.view
+        zoom = max(MIN_ZOOM, min(view.zoom * factor, MAX_ZOOM))
+        if zoom == view.zoom:
+            return
+        rows, cols = self._pixels.shape
+        sx, sy = self._scales(zoom)
+        # x = (W - cols*sx)/2 + pan_x*sx + column*sx must equal position.x()
+        pan_x = (position.x() - (self.width() - cols * sx) / 2.0) / sx - column
+        pan_y = (position.y() - (self.height() - rows * sy) / 2.0) / sy - row
+        view.set_zoom_and_pan(zoom, pan_x, pan_y)
 
     # -- painting -----------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -117,22 +179,47 @@ class ImagePane(QWidget):
         if self._image is not None:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.view.zoom < 4)
             painter.drawImage(self.image_rect(), self._image)
-            painter.setFont(self._counter_font)
-            painter.setPen(_COUNTER_COLOUR)
-            text = f"{self.view.slice_index + 1} / {self.view.n_slices}"
             margin = 8
+            box = self.rect().adjusted(margin, margin, -margin, -margin)
+            painter.setFont(self._overlay_font)
+            painter.setPen(_OVERLAY_COLOUR)
             painter.drawText(
-                self.rect().adjusted(margin, margin, -margin, -margin),
+                box,
                 int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom),
-                text,
+                self.slice_counter_text(),
             )
+            if self.show_readout:
+                painter.drawText(
+                    box,
+                    int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom),
+                    self.readout_text(),
+                )
+            letters = self._letters
+            painter.setFont(self._letter_font)
+            painter.setPen(_LETTER_COLOUR)
+            centre = Qt.AlignmentFlag.AlignHCenter
+            middle = Qt.AlignmentFlag.AlignVCenter
+            for text, flags in (
+                (letters.top, centre | Qt.AlignmentFlag.AlignTop),
+                (letters.bottom, centre | Qt.AlignmentFlag.AlignBottom),
+                (letters.left, Qt.AlignmentFlag.AlignLeft | middle),
+                (letters.right, Qt.AlignmentFlag.AlignRight | middle),
+            ):
+                if text:
+                    painter.drawText(box, int(flags), text)
         painter.end()
 
     def slice_counter_text(self) -> str:
-        """The overlay text (empty during the black frame)."""
+        """The slice counter (empty during the black frame)."""
         if self._image is None:
             return ""
         return f"{self.view.slice_index + 1} / {self.view.n_slices}"
+
+    def readout_text(self) -> str:
+        """The window/level readout, e.g. ``W 1200  L 600  Contrast``."""
+        window = self.view.window
+        text = f"W {window.width:.4g}  L {window.center:.4g}"
+        return f"{text}  {self.view.preset}" if self.view.preset else text
 
     # -- interaction --------------------------------------------------------------------------
     def wheelEvent(self, event: QWheelEvent) -> None:
@@ -140,37 +227,22 @@ class ImagePane(QWidget):
         if steps == 0:
             event.ignore()
             return
+        emit(self.activated)
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self.view.zoom_by(_ZOOM_STEP**steps)
+            self.zoom_about(ZOOM_STEP**steps, event.position())
         else:
             self.view.step_slice(-1 if steps > 0 else 1)
         event.accept()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        key = event.key()
-        if key in (Qt.Key.Key_Up, Qt.Key.Key_Left):
-            self.view.step_slice(-1)
-        elif key in (Qt.Key.Key_Down, Qt.Key.Key_Right):
-            self.view.step_slice(1)
-        elif key == Qt.Key.Key_Home:
-            self.view.set_slice(0)
-        elif key == Qt.Key.Key_End:
-            self.view.set_slice(self.view.n_slices - 1)
-        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
-            self.view.zoom_by(_ZOOM_STEP)
-        elif key == Qt.Key.Key_Minus:
-            self.view.zoom_by(1.0 / _ZOOM_STEP)
-        elif int(key) in PRESET_KEYS:
-            self.view.apply_preset(PRESET_KEYS[int(key)])
-        elif key == Qt.Key.Key_Escape:
-            self.view.reset_view()
+        if image_key(self.view, event.key(), event.modifiers()):
+            event.accept()
         else:
             event.ignore()
-            return
-        event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            emit(self.activated)
             self._drag_button = event.button()
             self._drag_origin = event.position()
             self._drag_window = self.view.window
@@ -187,8 +259,8 @@ class ImagePane(QWidget):
         if self._drag_button == Qt.MouseButton.LeftButton:
             delta = position - self._drag_origin
             self._drag_origin = position
-            scale = self._scale()
-            self.view.pan_by(delta.x() / scale, delta.y() / scale)
+            sx, sy = self._scales()
+            self.view.pan_by(delta.x() / sx, delta.y() / sy)
         else:
             delta = position - self._drag_origin
             sensitivity = self.view.default_window.width / 250.0

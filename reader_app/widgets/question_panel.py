@@ -1,9 +1,11 @@
 """The question panel, generated from the protocol: one row per answer slot.
 
-Keyboard: number keys answer the focused row (likert point, option number, 1 yes / 2 no,
+Keyboard: number keys answer the current row (likert point, option number, 1 yes / 2 no,
 1 left / 2 equal / 3 right), Tab / Shift+Tab move between rows, Enter asks for the next case
-(handled by the reading view). Rows never write anything themselves: they call the controller
-and then show what the reading state holds.
+(the reading view routes these keys wherever the focus is). The current row stays highlighted
+while the focus is on an image, so the reader always sees where a digit goes. Rows never write
+anything themselves: they call the controller and then show what the reading state holds (an
+answer still being saved shows in italics).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QFocusEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -30,12 +33,68 @@ from PySide6.QtWidgets import (
 from reader_app.questions import AnswerSlot, is_shown
 from reader_app.signals import emit
 from reader_app.state import ReadingState
+from reader_app.widgets.theme import set_style_property
 from studies.api import AnswerKey, AnswerValue
 
 if TYPE_CHECKING:
     from studies.protocol import Protocol, Question
 
 _DIGIT_KEYS = {int(getattr(Qt.Key, f"Key_{d}")): d for d in range(10)}
+#: Text questions allowing more than this many characters get a box of several lines.
+LONG_TEXT = 80
+REQUIRED_MARK = "\u00a0*"  # a no-break space keeps the mark on the line of the last word
+
+
+class CommentBox(QPlainTextEdit):
+    """A few wrapped lines for a long text answer; Enter and Tab are the reading view's keys
+    (a comment is one paragraph), leaving the box commits it."""
+
+    committed = Signal()
+
+    def __init__(self, max_length: int | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("answerText")
+        self.max_length = max_length
+        self.setTabChangesFocus(True)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        self.textChanged.connect(self._limit)
+
+    def text(self) -> str:
+        """The typed text."""
+        return self.toPlainText()
+
+    def setText(self, text: str) -> None:
+        """Replace the text (QLineEdit's name, so rows treat both boxes alike)."""
+        if text != self.toPlainText():
+            self.setPlainText(text)
+
+    def _limit(self) -> None:
+        text = self.toPlainText()
+        cleaned = text.replace("\n", " ")
+        if self.max_length is not None:
+            cleaned = cleaned[: self.max_length]
+        if cleaned != text:
+            cursor = self.textCursor()
+            position = min(cursor.position(), len(cleaned))
+            self.blockSignals(True)
+            self.setPlainText(cleaned)
+            self.blockSignals(False)
+            cursor = self.textCursor()
+            cursor.setPosition(position)
+            self.setTextCursor(cursor)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event.ignore()  # not a new line: the reading view's Next
+            return
+        super().keyPressEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        emit(self.committed)
+
+
 _BOOLEAN = ((True, "Yes"), (False, "No"))
 _PREFERENCE = (("left", "Left"), ("equal", "Equal"), ("right", "Right"))
 
@@ -62,12 +121,6 @@ def likert_legend(question: Question) -> str:
     return "  \u00b7  ".join(items)
 
 
-def _polish(widget: QWidget) -> None:
-    style = widget.style()
-    style.unpolish(widget)
-    style.polish(widget)
-
-
 class AnswerRow(QFrame):
     """One answer slot: its label and an editor (buttons, or a line edit for number / text)."""
 
@@ -82,16 +135,17 @@ class AnswerRow(QFrame):
         self.setObjectName("answerRow")
         self.setProperty("current", False)
         self.setProperty("missing", False)
+        self.setProperty("pending", False)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._value: AnswerValue = None
         self._read_only = False
         self.buttons: list[QPushButton] = []
         self._choices = _choices(self.question)
-        self.line_edit: QLineEdit | None = None
+        self.line_edit: QLineEdit | CommentBox | None = None
 
         # Per-finding / per-side rows sit under their question's title, which carries the mark.
         in_block = self.question.scope in ("finding", "side")
-        required = " *" if self.question.required and not in_block else ""
+        required = REQUIRED_MARK if self.question.required and not in_block else ""
         self.title = QLabel(f"{title}{required}", self)
         self.title.setObjectName("rowTitle")
         self.title.setWordWrap(True)
@@ -105,9 +159,10 @@ class AnswerRow(QFrame):
             editor_layout = self._build_line_edit(editor)
         editor_layout.setContentsMargins(0, 0, 0, 0)
 
-        wide = self.question.type in ("choice", "multi") and (
-            len(self._choices) > 3 or sum(len(label) for _, label in self._choices) > 24
-        )
+        wide = (
+            self.question.type in ("choice", "multi")
+            and (len(self._choices) > 3 or sum(len(label) for _, label in self._choices) > 24)
+        ) or isinstance(self.line_edit, CommentBox)
         layout: QHBoxLayout | QVBoxLayout = QVBoxLayout(self) if wide else QHBoxLayout(self)
         layout.setContentsMargins(10, 5, 8, 5)
         layout.setSpacing(10 if not wide else 4)
@@ -140,6 +195,14 @@ class AnswerRow(QFrame):
 
     def _build_line_edit(self, editor: QWidget) -> QHBoxLayout:
         layout = QHBoxLayout(editor)
+        q = self.question
+        if q.type == "text" and (q.max_length is None or q.max_length > LONG_TEXT):
+            box = CommentBox(q.max_length, editor)
+            box.committed.connect(self.commit_text)
+            layout.addWidget(box)
+            self.line_edit = box
+            self.setFocusProxy(box)
+            return layout
         line = QLineEdit(editor)
         line.setObjectName("answerText")
         if self.question.type == "number":
@@ -238,12 +301,18 @@ class AnswerRow(QFrame):
         """The value shown (the stored answer)."""
         return self._value
 
-    def set_value(self, value: AnswerValue) -> None:
-        """Show ``value`` (no signal)."""
+    def set_value(self, value: AnswerValue, *, replace_text: bool = False) -> None:
+        """Show ``value`` (no signal); a box being typed in keeps its text unless
+        ``replace_text`` (a new case: what was typed belongs to the last one)."""
         self._value = value
         self._sync_buttons()
-        if self.line_edit is not None and not self.line_edit.hasFocus():
+        if self.line_edit is not None and (replace_text or not self.line_edit.hasFocus()):
             self.line_edit.setText("" if value is None else _format_number(value))
+
+    def revert_text(self) -> None:
+        """Throw away what is typed and show the stored value again (Esc)."""
+        if self.line_edit is not None:
+            self.line_edit.setText("" if self._value is None else _format_number(self._value))
 
     def _sync_buttons(self) -> None:
         selected = self._value if isinstance(self._value, list) else [self._value]
@@ -258,17 +327,21 @@ class AnswerRow(QFrame):
         if self.line_edit is not None:
             self.line_edit.setReadOnly(read_only)
 
+    def set_pending(self, pending: bool) -> None:
+        """Show that the answer is being saved (not yet committed)."""
+        if self.property("pending") != pending:
+            set_style_property(self, "pending", pending)
+            self.title.style().polish(self.title)
+
     def set_current(self, current: bool) -> None:
         """Highlight the row that number keys answer."""
         if self.property("current") != current:
-            self.setProperty("current", current)
-            _polish(self)
+            set_style_property(self, "current", current)
+            self.title.style().polish(self.title)
 
     def set_missing(self, missing: bool) -> None:
         """Mark a required row that still needs an answer."""
-        if self.property("missing") != missing:
-            self.setProperty("missing", missing)
-            _polish(self)
+        set_style_property(self, "missing", missing)
 
 
 def _same(a: AnswerValue, b: AnswerValue) -> bool:
@@ -290,7 +363,15 @@ def _format_number(value: AnswerValue) -> str:
 
 
 class QuestionPanel(QScrollArea):
-    """All answer rows of a case, grouped as the protocol says, with show-if applied."""
+    """All answer rows of a case, grouped as the protocol says, with show-if applied.
+
+    Signals
+    -------
+    current_changed(object)
+        The current row (the one digits answer) changed; an :class:`AnswerRow` or None.
+    """
+
+    current_changed = Signal(object)
 
     def __init__(
         self,
@@ -309,8 +390,10 @@ class QuestionPanel(QScrollArea):
         self._protocol: Protocol | None = None
         self.rows: dict[AnswerKey, AnswerRow] = {}
         self._headers: list[tuple[QWidget, list[AnswerRow]]] = []
+        self._current: AnswerRow | None = None
         state.answer_changed.connect(self._answer_changed)
         state.assignment_changed.connect(self._assignment_changed)
+        state.saving_changed.connect(self._saving_changed)
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.focusChanged.connect(self._focus_changed)
@@ -321,6 +404,7 @@ class QuestionPanel(QScrollArea):
         self._protocol = protocol
         self.rows.clear()
         self._headers.clear()
+        self._current = None
         body = QWidget()
         body.setObjectName("questionBody")
         layout = QVBoxLayout(body)
@@ -344,7 +428,7 @@ class QuestionPanel(QScrollArea):
                     block_layout = QVBoxLayout(block)
                     block_layout.setContentsMargins(10, 8, 8, 2)
                     block_layout.setSpacing(1)
-                    mark = " *" if question.required else ""
+                    mark = REQUIRED_MARK if question.required else ""
                     title = QLabel(f"{question.text}{mark}", block)
                     title.setObjectName("blockTitle")
                     title.setWordWrap(True)
@@ -387,7 +471,7 @@ class QuestionPanel(QScrollArea):
     def _give_answer(self, key: AnswerKey, value: AnswerValue) -> None:
         self._on_answer(key, value)
         row = self.rows.get(key)
-        if row is not None:  # the controller may have refused: show what is stored
+        if row is not None:  # the controller may have refused: show what the state holds
             row.set_value(self.state.answers.get(key))
 
     def _answer_changed(self, key: AnswerKey, value: AnswerValue) -> None:
@@ -395,7 +479,12 @@ class QuestionPanel(QScrollArea):
         if row is not None:
             row.set_value(value)
             row.set_missing(False)
+            row.set_pending(key in self.state.pending)
         self.refresh_visibility()
+
+    def _saving_changed(self) -> None:
+        for key, row in self.rows.items():
+            row.set_pending(key in self.state.pending)
 
     def _assignment_changed(self, *_: object) -> None:
         self._sync_all()
@@ -403,9 +492,10 @@ class QuestionPanel(QScrollArea):
     def _sync_all(self) -> None:
         read_only = self.state.read_only
         for key, row in self.rows.items():
-            row.set_value(self.state.answers.get(key))
+            row.set_value(self.state.answers.get(key), replace_text=True)
             row.set_read_only(read_only)
             row.set_missing(False)
+            row.set_pending(key in self.state.pending)
         self.refresh_visibility()
         self.verticalScrollBar().setValue(0)
 
@@ -417,6 +507,8 @@ class QuestionPanel(QScrollArea):
             row.setVisible(is_shown(row.slot, self.state.answers, self._protocol))
         for header, rows in self._headers:
             header.setVisible(any(not r.isHidden() for r in rows))
+        if self._current is not None and self._current.isHidden():
+            self._set_current(None)
 
     def mark_missing(self, keys: list[AnswerKey]) -> None:
         """Highlight the rows still needing an answer and move the focus to the first."""
@@ -425,27 +517,54 @@ class QuestionPanel(QScrollArea):
             row.set_missing(key in missing)
         first = next((self.rows[k] for k in keys if k in self.rows), None)
         if first is not None:
-            first.setFocus(Qt.FocusReason.OtherFocusReason)
-            self.ensureWidgetVisible(first)
+            self.focus_row(first)
 
     def visible_rows(self) -> list[AnswerRow]:
         """Rows shown now, top to bottom."""
         return [row for row in self.rows.values() if not row.isHidden()]
 
+    def first_unanswered(self) -> AnswerRow | None:
+        """The first shown row without an answer (or the first row)."""
+        rows = self.visible_rows()
+        return next((r for r in rows if r.value is None), rows[0] if rows else None)
+
     def focus_first(self) -> None:
         """Focus the first unanswered shown row (or the first row)."""
-        rows = self.visible_rows()
-        target = next((r for r in rows if r.value is None), rows[0] if rows else None)
+        target = self.first_unanswered()
         if target is not None:
-            target.setFocus(Qt.FocusReason.OtherFocusReason)
-            if target is rows[0]:
+            self.focus_row(target)
+            if target is self.visible_rows()[0]:
                 self.verticalScrollBar().setValue(0)  # show the group header above it too
-            else:
-                self.ensureWidgetVisible(target, 0, 40)
+
+    def focus_row(self, row: AnswerRow) -> None:
+        """Make ``row`` current and give it the keyboard focus."""
+        self._set_current(row)
+        row.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.ensureWidgetVisible(row, 0, 40)
+
+    def step_row(self, step: int) -> AnswerRow | None:
+        """Focus the row ``step`` rows after the current one (Tab: +1, Shift+Tab: -1).
+
+        Without a current row, Tab goes to the first unanswered row. The current row stays the
+        same when the focus was on an image, so Tab never jumps back to the top.
+        """
+        rows = self.visible_rows()
+        if not rows:
+            return None
+        current = self.current_row()
+        if current is None or current not in rows:
+            target = self.first_unanswered() if step > 0 else rows[-1]
+        else:
+            index = rows.index(current) + step
+            target = rows[max(0, min(index, len(rows) - 1))]
+        if target is not None:
+            self.focus_row(target)
+        return target
 
     def current_row(self) -> AnswerRow | None:
-        """The row holding the keyboard focus."""
-        return self._row_of(QApplication.focusWidget())
+        """The highlighted row: the one holding the keyboard focus, or the last one that did."""
+        focused = self._row_of(QApplication.focusWidget())
+        return focused if focused is not None else self._current
 
     def _row_of(self, widget: QWidget | None) -> AnswerRow | None:
         while widget is not None:
@@ -454,9 +573,15 @@ class QuestionPanel(QScrollArea):
             widget = widget.parentWidget()
         return None
 
+    def _set_current(self, row: AnswerRow | None) -> None:
+        if row is not self._current:
+            self._current = row
+            for other in self.rows.values():
+                other.set_current(other is row)
+            emit(self.current_changed, row)
+
     def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
-        current = self._row_of(new)
-        for row in self.rows.values():
-            row.set_current(row is current)
-        if current is not None:
-            self.ensureWidgetVisible(current, 0, 40)
+        row = self._row_of(new)
+        if row is not None:
+            self._set_current(row)
+            self.ensureWidgetVisible(row, 0, 40)

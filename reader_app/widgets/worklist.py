@@ -1,4 +1,5 @@
-"""The reader's sessions with progress; locked sessions say when they open."""
+"""The reader's sessions with progress; locked sessions say when they open, finished ones when
+they can be viewed again (the protocol's ``review`` rule)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ from reader_app.controller import ReadingController
 from reader_app.dates import opening_text
 from reader_app.errors import ReaderAppError
 from reader_app.state import ReadingState
+from reader_app.widgets.theme import set_style_property
 from studies.api import SessionInfo
+from studies.review import review_note, review_refusal
 
 
-def session_text(session: SessionInfo) -> str:
-    """One worklist line, e.g. ``Session 1 - 12 of 40 read``."""
+def session_text(session: SessionInfo, closed: str | None = None) -> str:
+    """One worklist line, e.g. ``Session 1 - 12 of 40 read``; ``closed`` says when a finished
+    session can be viewed again (:func:`studies.review.review_note`)."""
     head = f"Session {session.index}"
     if session.finished:
-        return f"{head}  ·  {session.n_done} of {session.n_total} read  ·  finished (view only)"
+        done = f"{head}  ·  {session.n_done} of {session.n_total} read  ·  finished"
+        return f"{done}  ·  {closed}" if closed is not None else f"{done} (view only)"
     if session.locked:
         if session.not_before is not None:
             return f"{head}  ·  locked: opens on {opening_text(session.not_before)}"
@@ -53,9 +58,13 @@ class Worklist(QWidget):
         self.open_button.clicked.connect(self.open_selected)
         self.change_button = QPushButton("Change reader", self)
         self.change_button.clicked.connect(controller.change_reader)
+        self.instructions_button = QPushButton("Instructions", self)
+        self.instructions_button.setObjectName("instructionsButton")
+        self.instructions_button.clicked.connect(controller.show_start)
         self.message = QLabel("", self)
         self.message.setObjectName("message")
         self.message.setWordWrap(True)
+        self.message.setProperty("kind", "info")
 
         column = QVBoxLayout()
         column.setSpacing(10)
@@ -66,6 +75,7 @@ class Worklist(QWidget):
         column.addWidget(self.message)
         buttons = QHBoxLayout()
         buttons.addWidget(self.change_button)
+        buttons.addWidget(self.instructions_button)
         buttons.addStretch(1)
         buttons.addWidget(self.open_button)
         column.addLayout(buttons)
@@ -78,24 +88,32 @@ class Worklist(QWidget):
         self.setFocusProxy(self.list)
         state.sessions_changed.connect(self._show_sessions)
         state.reader_changed.connect(lambda *_: self._show_sessions(state.sessions))
-        state.message_changed.connect(self.message.setText)
+        state.message_changed.connect(self._message_changed)
+        # The reader may have been chosen before this page existed (``read --reader R1``).
+        self._show_sessions(state.sessions)
+        self._message_changed(state.message)
+
+    def _message_changed(self, text: str) -> None:
+        self.message.setText(text)
+        set_style_property(self.message, "kind", self.state.message_kind)
 
     def _show_sessions(self, sessions: list[SessionInfo]) -> None:
         reader = self.state.reader
         self.title.setText(f"Sessions of {reader.name}" if reader is not None else "Sessions")
         self.list.clear()
         current = None
-        for session in sessions:
-            item = QListWidgetItem(session_text(session), self.list)
+        rule = self.controller.protocol.review
+        notes = [review_note(sessions, s.index, rule) for s in sessions]
+        closed = [s.locked or n is not None for s, n in zip(sessions, notes, strict=True)]
+        for session, note, is_closed in zip(sessions, notes, closed, strict=True):
+            item = QListWidgetItem(session_text(session, note), self.list)
             item.setData(Qt.ItemDataRole.UserRole, session.index)
-            if session.locked:
+            if is_closed:
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             elif current is None and not session.finished:
                 current = item
         if current is None and sessions:
-            current = next(
-                (self.list.item(i) for i, s in enumerate(sessions) if not s.locked), None
-            )
+            current = next((self.list.item(i) for i, c in enumerate(closed) if not c), None)
         if current is not None:
             self.list.setCurrentItem(current)
         self._update_buttons()
@@ -109,7 +127,12 @@ class Worklist(QWidget):
 
     def _update_buttons(self) -> None:
         session = self.session_of(self.list.currentItem())
-        self.open_button.setEnabled(session is not None and not session.locked)
+        refusal = (
+            review_refusal(self.state.sessions, session.index, self.controller.protocol.review)
+            if session is not None
+            else None
+        )
+        self.open_button.setEnabled(session is not None and not session.locked and not refusal)
         if session is not None and session.finished:
             self.open_button.setText("View")
         else:

@@ -2,7 +2,8 @@
 
 Keys are UUID strings made in Python (so rows can move between databases: packages and merges);
 timestamps are UTC. Answers keep their current value in ``answer`` and every value they ever had in
-``answer_revision`` (append-only); ``event`` is an append-only, hash-chained log.
+``answer_revision`` (append-only); ``event`` is an append-only, hash-chained log. ``record`` is the
+study record: a keyed, chained image of every row that decides the verdict (``studies.record``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from studies.api import DEFAULT_SERIES_LABEL
 
 
 def new_id() -> str:
@@ -107,6 +110,8 @@ class Subject(Base):
     study_id: Mapped[str] = mapped_column(ForeignKey("study.id"))
     subject_id: Mapped[str] = mapped_column(String(200))
     opaque_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The id of the blinded answers export: shared with no package, no DICOM header.
+    export_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
 
 class Case(Base):
@@ -122,6 +127,8 @@ class Case(Base):
     subject_pk: Mapped[str] = mapped_column(ForeignKey("subject.id"))
     sequence: Mapped[str] = mapped_column(String(200), default="")
     is_training: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The id of the blinded answers export: shared with no package, no DICOM header.
+    export_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
     subject: Mapped[Subject] = relationship()
 
@@ -139,10 +146,16 @@ class CaseTruth(Base):
 
 
 class Series(Base):
-    """One blinded DICOM series: a case on an arm, copied under an opaque id."""
+    """One blinded DICOM series: one labelled series of a case on an arm, under an opaque id.
+
+    ``label`` is the neutral series name of CASES.csv's ``series`` column (``cor_pd``,
+    ``sag_t2fs``, ...); every arm of a case has the same labels.
+    """
 
     __tablename__ = "series"
-    __table_args__ = (UniqueConstraint("case_pk", "arm_pk"),)
+    __table_args__ = (
+        UniqueConstraint("case_pk", "arm_pk", "label", name="uq_series_case_arm_label"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     opaque_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -150,6 +163,11 @@ class Series(Base):
     arm_pk: Mapped[str] = mapped_column(ForeignKey("arm.id"))
     folder: Mapped[str] = mapped_column(Text)  # relative to the study's images folder
     n_slices: Mapped[int] = mapped_column(Integer)
+    # {file name: sha256} of the blinded files (studies.image_digests); None before version 0004
+    files_sha256: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_SERIES_LABEL, server_default=DEFAULT_SERIES_LABEL
+    )
 
 
 class Finding(Base):
@@ -192,6 +210,8 @@ class Reader(Base):
     reader_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(Text)
     position: Mapped[int] = mapped_column(Integer)
+    # Salted scrypt hash of the reader's passphrase (``studies.passphrase``); None: no sign-in.
+    passphrase: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class ReadingSession(Base):
@@ -254,6 +274,8 @@ class AnswerRevision(Base):
     value_json: Mapped[str] = mapped_column(Text)
     arm_value: Mapped[str | None] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column()
+    # Why an answer of an already completed assignment was changed (None while it was open).
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Event(Base):
@@ -301,3 +323,45 @@ class MergeLog(Base):
     n_conflicts: Mapped[int] = mapped_column(Integer)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column()
+
+
+class PackageLog(Base):
+    """One package written by ``study pack``: for whom, by whom, and how its rows were blinded.
+
+    ``mapping`` holds what the package itself must not: which neutral stand-in of the package
+    stands for which arm of which case, and the seed that ordered its rows. ``merge`` rebuilds
+    the package's expected rows from it and refuses a package whose rows differ.
+    """
+
+    __tablename__ = "package_log"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    package_id: Mapped[str] = mapped_column(String(64), unique=True)
+    reader_id: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(Text)
+    os_user: Mapped[str] = mapped_column(String(200))
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class RecordEntry(Base):
+    """One entry of the study record: the image of one row as written (``studies.record``)."""
+
+    __tablename__ = "record"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[str] = mapped_column(String(200))
+    image_json: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))  # HMAC with the study key, if held
+
+
+class SchemaRelease(Base):
+    """Which blindreader release applied each schema revision (named when a file is too new)."""
+
+    __tablename__ = "schema_release"
+
+    revision: Mapped[str] = mapped_column(String(32), primary_key=True)
+    release: Mapped[str] = mapped_column(String(64))

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from studies.actor import os_user
 from studies.cases import CaseRow
 from studies.db.models import (
     Arm,
@@ -29,6 +30,7 @@ from studies.db.models import (
 from studies.events import append_event
 from studies.protocol import Protocol, protocol_sha256
 from studies.randomisation import PlannedAssignment
+from studies.record import record_all
 
 #: Libraries whose versions are stored with a study (they shape what was generated).
 VERSIONED_LIBRARIES = ("blindreader", "numpy", "pydicom", "SQLAlchemy", "alembic", "pydantic")
@@ -36,11 +38,12 @@ VERSIONED_LIBRARIES = ("blindreader", "numpy", "pydicom", "SQLAlchemy", "alembic
 
 @dataclass(frozen=True)
 class SeriesCopy:
-    """Where one (case, arm) series was copied: its opaque id, folder and slice count."""
+    """Where one series of a case on an arm was copied: its opaque id, folder and slice count."""
 
     opaque_id: str
     folder: str  # relative to the study's images folder
     n_slices: int
+    files_sha256: str | None = None  # studies.image_digests.file_digests of its files
 
 
 def library_versions() -> dict[str, str]:
@@ -73,7 +76,7 @@ def write_study(
     protocol_toml: str,
     cases: list[CaseRow],
     planned: Iterable[PlannedAssignment],
-    series: Mapping[tuple[str, str], SeriesCopy],
+    series: Mapping[tuple[str, str, str], SeriesCopy],
     images_dir: str,
     algorithm_version: str,
     created_at: datetime,
@@ -93,7 +96,8 @@ def write_study(
     planned
         The generated assignments.
     series
-        ``(case_id, arm) -> SeriesCopy`` for every row of ``cases``.
+        ``(case_id, arm, series label) -> SeriesCopy`` (``CaseRow.key``) for every row of
+        ``cases``.
     images_dir
         The images folder, relative to the database's folder (or absolute).
     algorithm_version
@@ -104,6 +108,9 @@ def write_study(
         ``(kind, payload)`` logged after ``study_created`` (e.g. an allowed leak).
     subject_opaque_ids
         ``subject_id -> opaque id`` already written into the DICOM copies (fresh ones if None).
+
+    Every row written is recorded in the study record (:func:`studies.record.record_all`),
+    keyed with the study key when ``s.info`` carries one (``studies.record.KEY_INFO``).
     """
     study = Study(
         title=protocol.title,
@@ -162,6 +169,7 @@ def write_study(
                 study_id=study.id,
                 subject_id=row.subject_id,
                 opaque_id=given_subjects.get(row.subject_id) or opaque_id("p", taken),
+                export_id=opaque_id("e", taken),
             )
             s.add(subjects[row.subject_id])
     s.flush()
@@ -174,6 +182,7 @@ def write_study(
                 subject_pk=subjects[row.subject_id].id,
                 sequence=row.sequence,
                 is_training=row.case_id in training,
+                export_id=opaque_id("e", taken),
             )
             s.add(case_rows[row.case_id])
     s.flush()
@@ -187,7 +196,7 @@ def write_study(
         CaseTruth(case_pk=case_rows[c].id, finding_id=f, truth=t) for (c, f), t in truths.items()
     )
     for row in cases:
-        copy = series[(row.case_id, row.arm)]
+        copy = series[row.key]
         s.add(
             Series(
                 opaque_id=copy.opaque_id,
@@ -195,6 +204,8 @@ def write_study(
                 arm_pk=arms[row.arm].id,
                 folder=copy.folder,
                 n_slices=copy.n_slices,
+                label=row.series,
+                files_sha256=copy.files_sha256,
             )
         )
     s.flush()
@@ -220,6 +231,9 @@ def write_study(
         )
         n_assignments += 1
     s.flush()
+    # The study record starts with an image of every row (keyed when the caller's session
+    # carries the study key, see studies.record); the events below record themselves.
+    record_all(s)
     append_event(
         s,
         kind="study_created",
@@ -232,6 +246,7 @@ def write_study(
             "n_cases": len(case_rows),
             "n_series": len(series),
             "n_assignments": n_assignments,
+            "os_user": os_user(),
         },
     )
     for kind, payload in extra_events:

@@ -193,3 +193,72 @@ def test_bad_inputs():
         vgc(reads, "conv", "dl", reader="zz", rng=rng0())
     with pytest.raises(AnalysisError, match="name one"):
         vgc(pd.concat([reads, reads.assign(finding="noise")]), "conv", "dl", rng=rng0())
+
+
+# ---- effect sizes and the two-way proportional-odds bootstrap (issue 13) ------------------------
+
+
+def test_rank_biserial_pratt_hand_example():
+    from analysis.image_quality import rank_biserial
+
+    # The Pratt example above: R+ = 17, R- = 3, so r = (17 - 3) / (17 + 3) = 0.7.
+    diff = np.array([[2.0, 1.0, 0.0, 1.0, -1.0, 3.0]])
+    assert rank_biserial(diff)[0] == pytest.approx(0.7)
+    assert np.isnan(rank_biserial(np.zeros((1, 4)))[0])
+    ref = np.array([[1, 2, 3, 2, 4, 1]]).T
+    new = np.array([[3, 3, 3, 3, 3, 4]]).T
+    result = wilcoxon_by_reader(_reads(ref, new), "conv", "dl", n_boot=200,
+                                rng=np.random.default_rng(0))[0]  # fmt: skip
+    assert result.rank_biserial == pytest.approx(0.7)
+    assert result.rank_biserial_ci_low <= 0.7 <= result.rank_biserial_ci_high
+
+
+def test_rank_biserial_bootstrap_equals_ranking_each_resample():
+    from analysis.image_quality import rank_biserial, rank_biserial_bootstrap
+
+    rng = np.random.default_rng(1)
+    diff = rng.integers(-3, 4, 60).astype(float)
+    indices = resampling.case_indices(rng, 60, 200)
+    np.testing.assert_allclose(
+        rank_biserial_bootstrap(diff, resampling.index_counts(indices, 60)),
+        rank_biserial(diff[indices]),
+        atol=1e-12,
+    )
+
+
+def test_two_way_score_bootstrap_matches_refitting_resamples():
+    # The one-step (score) bootstrap against refitting the model on each two-way resample
+    # (readers drawn twice become two readers): the SDs agree within resampling noise.
+    from analysis.image_quality import proportional_odds_two_way
+
+    rng = np.random.default_rng(2)
+    ref, new = _ordinal_study(rng, effect=0.6, n_cases=40, n_readers=4)
+    reads = _reads(ref, new)
+    _, fast = proportional_odds_two_way(reads, "conv", "dl", n_boot=2000, rng=rng)
+    refits = []
+    cases = sorted(set(reads["case"]))
+    readers = sorted(set(reads["reader"]))
+    by_case = {c: part for c, part in reads.groupby("case")}
+    for _ in range(25):  # a refit costs a BFGS fit: few, with a tolerance to match
+        picked = rng.choice(readers, size=len(readers))
+        chosen = rng.choice(cases, size=len(cases))
+        parts = []
+        for k, case in enumerate(chosen):
+            part = by_case[case]
+            for m, reader in enumerate(picked):
+                rows = part[part["reader"] == reader]
+                parts.append(rows.assign(case=f"{case}_{k}", reader=f"{reader}_{m}"))
+        refits.append(proportional_odds(pd.concat(parts), "conv", "dl").log_odds_ratio)
+    assert fast.se == pytest.approx(np.std(refits, ddof=1), rel=0.35)
+    assert fast.ci_low < fast.log_odds_ratio < fast.ci_high
+    assert (fast.p_value < 0.05) == (fast.ci_low > 0 or fast.ci_high < 0)
+
+
+def test_two_way_bootstrap_warns_when_clusters_are_few():
+    from analysis.image_quality import proportional_odds_two_way
+
+    rng = np.random.default_rng(3)
+    ref, new = _ordinal_study(rng, effect=0.5, n_cases=20, n_readers=3)
+    _, result = proportional_odds_two_way(_reads(ref, new), "conv", "dl", n_boot=200, rng=rng)
+    assert any("only 3 readers" in w for w in result.warnings)
+    assert any("only 20 cases" in w for w in result.warnings)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from analysis import resampling
@@ -165,7 +166,9 @@ def test_fixed_reader_intervals_cover_93_to_97_percent():
     assert 0.93 <= hits / n_studies <= 0.97
 
 
-def test_random_reader_intervals_cover_93_to_97_percent():
+def test_random_reader_intervals_cover_at_least_94_percent():
+    # The Hillis t interval on the reader pseudovalues is a little conservative with few readers
+    # (benchmarks/RESULTS.md: 94.7-97.3% over reader heterogeneity and J = 4, 6, 10).
     # Random readers: the true value is the population value, where two different readers are
     # independent draws, so only the mean P(positive | class) over the reader population matters.
     population_ref, population_new = _draw_readers(np.random.default_rng(99), 200_000)
@@ -180,9 +183,10 @@ def test_random_reader_intervals_cover_93_to_97_percent():
         p_ref, p_new = _draw_readers(rng, n_readers)
         scores = pair_scores_from_arrays(*_simulate_study(rng, p_ref, p_new, n_cases))
         a_cc_i, a_dc_i, _ = scores.per_case()
-        se = np.sqrt(random_reader_variance(scores).total)
-        hits += abs((a_cc_i - a_dc_i).mean() - truth) <= _Z975 * se
-    assert 0.93 <= hits / n_studies <= 0.97
+        variance = random_reader_variance(scores)
+        crit = stats.t.ppf(0.975, variance.df)
+        hits += abs((a_cc_i - a_dc_i).mean() - truth) <= crit * np.sqrt(variance.total)
+    assert 0.94 <= hits / n_studies <= 0.985
 
 
 def test_two_way_bootstrap_is_wider_than_the_variance_components():
@@ -392,9 +396,9 @@ def test_result_dict_has_the_documented_keys():
         "finding", "excess_disagreement", "se", "ci_low", "ci_high", "a_rr", "a_tr", "a_tt",
         "n_cases", "n_readers", "margin", "readers", "method", "interchangeable", "p_value",
     } <= keys  # fmt: skip
-    assert result.p_value == pytest.approx(
-        float(__import__("scipy").stats.norm.cdf((result.excess_disagreement - 0.05) / result.se))
-    )
+    # The p-value comes from the deciding interval: below 0.025 exactly when interchangeable.
+    assert (result.p_value < 0.025) == result.interchangeable
+    assert result.interval == "calibrated bootstrap-t"
 
 
 # ---- bad inputs ---------------------------------------------------------------------------------

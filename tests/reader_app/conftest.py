@@ -3,6 +3,7 @@ question type and CASES.csv, built with ``studies.create.create_study``, opened 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -169,36 +170,104 @@ def phantom(n_slices: int, rows: int, cols: int, seed: int) -> np.ndarray:
     return np.clip(volume, 0, 4095).astype(np.uint16)
 
 
-def write_series(folder: Path, n_slices: int, size: int, seed: int, patient: str) -> list[Path]:
+def write_series(
+    folder: Path, n_slices: int, size: int, seed: int, patient: str, **tags: object
+) -> list[Path]:
     """A phantom MR series (real DICOM, rescale slope 2 / intercept -10, a patient name)."""
     files = make_series(
         folder, n_slices, size, size, identifying=False, private=False, seed=seed,
         file_name=lambda i: f"IM{i + 1:04d}.dcm", PatientName=patient, PatientID=f"ID{seed}",
-        RescaleSlope=2, RescaleIntercept=-10, RescaleType="US",
+        RescaleSlope=2, RescaleIntercept=-10, RescaleType="US", **tags,
     )  # fmt: skip
     volume = phantom(n_slices, size, size, seed)
-    for path, pixels in zip(files, volume, strict=True):
+    orientation = tags.get("ImageOrientationPatient")
+    normal = np.cross(*np.reshape(orientation, (2, 3))) if orientation is not None else None
+    for index, (path, pixels) in enumerate(zip(files, volume, strict=True)):
         ds = pydicom.dcmread(path)
         ds.PixelData = pixels.tobytes()
+        if normal is not None:  # slices step along this plane's normal
+            ds.ImagePositionPatient = [float(v) for v in normal * 3.0 * index]
         ds.save_as(path, enforce_file_format=True)
     return files
 
 
-def write_source(
-    folder: Path, design: str, n_cases: int, n_slices: int, size: int, washout: int
-) -> tuple[Path, Path]:
-    """Protocol file, CASES.csv and DICOM series of a small study."""
+#: Plane geometry of the knee exam's series, by the label's first three letters:
+#: (ImageOrientationPatient, PixelSpacing (row, column) in mm).
+PLANES: dict[str, tuple[list[float], list[float]]] = {
+    "cor": ([1, 0, 0, 0, 0, -1], [0.4, 0.4]),
+    "sag": ([0, 1, 0, 0, 0, -1], [0.6, 0.3]),  # rows twice as far apart as columns
+    "ax_": ([1, 0, 0, 0, 1, 0], [0.4, 0.4]),
+}
+KNEE_SERIES = ("cor_pd", "sag_t2fs", "ax_pdfs")
+
+INSTRUCTIONS = """# Knee reading study
+
+Grade each **finding** on the 4-point likelihood scale, then the image quality.
+
+* Read the images as you would in clinical practice.
+* Your answers are saved as you give them.
+"""
+
+TRAINING_REFERENCE = """
+[[training_reference]]
+case = "train01"
+explanation = "Reference read by the **study lead**: intact ACL, no meniscal tear."
+answers = {{ likelihood = {{ acl = 1, meniscus = 1 }}, quality = 4, artifact = false }}
+"""
+
+
+def protocol_text(
+    design: str, washout: int, series: tuple[str, ...], layout: str, training: bool
+) -> str:
+    """The test protocol of a design, with instructions, hanging and training as asked."""
     text = SEQUENTIAL_TOML.format(washout=washout) if design == "sequential" else PAIRED_TOML
+    head = f'instructions = """{INSTRUCTIONS}"""\n'
+    if training:
+        head += 'training_cases = ["train01"]\n'
+    tail = ""
+    if series:
+        tail += f'\n[hanging]\nlayout = "{layout}"\nseries = {list(series)!r}\n'.replace("'", '"')
+    if training:
+        tail += TRAINING_REFERENCE.format()
+    return head + text + tail
+
+
+def write_source(
+    folder: Path,
+    design: str,
+    n_cases: int,
+    n_slices: int,
+    size: int,
+    washout: int,
+    *,
+    series: tuple[str, ...] = (),
+    layout: str = "1x1",
+    training: bool = False,
+) -> tuple[Path, Path]:
+    """Protocol file, CASES.csv and DICOM series of a small study; with ``series`` each case is
+    an exam of those labelled series (a ``series`` column), hung in the protocol's ``layout``."""
     protocol_path = folder / "protocol.toml"
-    protocol_path.write_text(text, encoding="utf-8")
-    lines = ["case_id,subject_id,arm,series_dir"]
-    for i in range(n_cases):
-        case_id, subject = f"case{i + 1:02d}", f"subj{i + 1:02d}"
+    protocol_path.write_text(
+        protocol_text(design, washout, series, layout, training), encoding="utf-8"
+    )
+    lines = ["case_id,subject_id,arm,series_dir" + (",series" if series else "")]
+    ids = [(f"case{i + 1:02d}", f"subj{i + 1:02d}") for i in range(n_cases)]
+    if training:
+        ids.append(("train01", "subjT"))
+    for i, (case_id, subject) in enumerate(ids):
         for j, arm in enumerate(("conv", "varnet")):
-            series_dir = f"src/{subject}_{arm}_series"
             patient = PATIENT_NAMES[i % len(PATIENT_NAMES)]
-            write_series(folder / series_dir, n_slices, size, 100 * i + j, patient)
-            lines.append(f"{case_id},{subject},{arm},{series_dir}")
+            for k, label in enumerate(series or ("",)):
+                series_dir = f"src/{subject}_{arm}_series" + (f"_{label}" if label else "")
+                tags: dict[str, object] = {}
+                if label:
+                    orientation, spacing = PLANES[label[:3]]
+                    tags = {"ImageOrientationPatient": orientation, "PixelSpacing": spacing}
+                seed = 100 * i + 10 * k + j
+                write_series(folder / series_dir, n_slices + k, size, seed, patient, **tags)
+                lines.append(
+                    f"{case_id},{subject},{arm},{series_dir}" + (f",{label}" if label else "")
+                )
     cases_csv = folder / "CASES.csv"
     cases_csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return protocol_path, cases_csv
@@ -217,8 +286,9 @@ StudyMaker = Callable[..., Path]
 
 @pytest.fixture(scope="session")
 def study_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudyMaker]:
-    """``make(design, n_cases=4, n_slices=6, size=64, washout=28)`` -> a fresh copy of a study
-    database (built once per combination, copied per test so each test writes its own)."""
+    """``make(design, n_cases=4, n_slices=6, size=64, washout=28, series=(), layout="1x1",
+    training=False)`` -> a fresh copy of a study database (built once per combination, copied
+    per test so each test writes its own); ``series`` makes every case a multi-series exam."""
 
     built: dict[tuple[object, ...], Path] = {}
     root = tmp_path_factory.mktemp("viewer-studies")
@@ -231,14 +301,18 @@ def study_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudyMa
         n_slices: int = 6,
         size: int = 64,
         washout: int = 28,
+        series: tuple[str, ...] = (),
+        layout: str = "1x1",
+        training: bool = False,
     ) -> Path:
-        key = (design, n_cases, n_slices, size, washout)
+        key = (design, n_cases, n_slices, size, washout, series, layout, training)
         if key not in built:
-            folder = root / f"{design}-{n_cases}-{n_slices}-{size}-{washout}"
+            folder = root / f"study-{hashlib.sha256(repr(key).encode()).hexdigest()[:12]}"
             folder.mkdir()
             protocol_path, cases_csv = write_source(
-                folder, design, n_cases, n_slices, size, washout
-            )
+                folder, design, n_cases, n_slices, size, washout,
+                series=series, layout=layout, training=training,
+            )  # fmt: skip
             (folder / "study").mkdir()
             db = folder / "study" / "study.sqlite"
             _populate(protocol_path, cases_csv, db)
@@ -291,9 +365,17 @@ class Workstation:
 
     def wait_images(self) -> None:
         """Wait until the current case's images are painted."""
+        self.settle()
         self.qtbot.waitUntil(
-            lambda: all(p.has_image for p in self.reading.panes.panes), timeout=5000
+            lambda: (
+                self.state.images is not None and all(p.has_image for p in self.reading.panes.panes)
+            ),
+            timeout=5000,
         )
+
+    def settle(self) -> None:
+        """Wait until every write has committed (answers show as saved, the next case is open)."""
+        self.qtbot.waitUntil(lambda: self.controller.settled, timeout=10000)
 
     def close(self) -> None:
         if not self.closed:
@@ -323,6 +405,17 @@ def workstation(qtbot, clock: FakeClock) -> Iterator[Callable[..., Workstation]]
     yield open_
     for ws in opened:
         ws.close()
+
+
+@pytest.fixture(autouse=True)
+def _settings_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Remembered window sizes go to a folder of the test run, never to the user's settings."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path_factory.mktemp("qsettings")
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
+    yield
 
 
 def qtbot_app():

@@ -92,6 +92,9 @@ def test_sequential_study_shows_nothing_unblinding(make_study, workstation, arti
     check_page(ws, terms, "Who is reading?")
     ws.window.grab().save(str(artifacts_dir / "reader-picker.png"))
     ws.window.picker.choose()
+    check_page(ws, terms, "Welcome, Dr Ada Reader")  # the start page (nothing read yet)
+    ws.window.grab().save(str(artifacts_dir / "start-page.png"))
+    ws.controller.show_worklist()
     check_page(ws, terms, "Session 1")
     ws.window.grab().save(str(artifacts_dir / "worklist.png"))
     assert ws.window.worklist.open_session(1)
@@ -123,6 +126,7 @@ def test_paired_study_shows_nothing_unblinding(make_study, workstation, artifact
     assert not ws.panel.rows[AnswerKey("reason")].isHidden()
     check_page(ws, terms, "Right image")
     ws.window.grab().save(str(artifacts_dir / "reading-paired.png"))
+    ws.settle()
     # the stored preference is the reader's side; the panel shows the side, not the arm
     assert (
         ws.store.assignment(ws.state.assignment.assignment_id).answers[AnswerKey("preference")]

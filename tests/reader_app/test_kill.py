@@ -1,6 +1,7 @@
-"""A kill of the workstation mid-case loses nothing that was answered: answers are committed
-when given. A child process opens the real window, answers through the question panel, says so,
-and is SIGKILLed; the study is then reopened."""
+"""A kill of the workstation mid-case loses nothing that was shown as saved: the writer thread
+commits each answer before the UI says so. A child process opens the real window, answers through
+the question panel, waits until the window says "All answers saved", says so, and is SIGKILLed;
+the study is then reopened."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ CHILD = textwrap.dedent(
     panel.rows[AnswerKey("likelihood", "acl")].answer_by_number(4)
     panel.rows[AnswerKey("quality")].answer_by_number(2)
     panel.rows[AnswerKey("quality")].answer_by_number(3)  # a revision
+    while not controller.settled or controller.state.pending:  # until the UI says "saved"
+        app.processEvents()
+        time.sleep(0.001)
+    assert window.reading.save_status.text().startswith("All answers saved")
     print("ANSWERED", controller.state.assignment.assignment_id, flush=True)
     while True:  # mid-case: never leaves the case, never closes the store
         app.processEvents()

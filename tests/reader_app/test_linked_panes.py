@@ -11,24 +11,38 @@ from PySide6.QtWidgets import QApplication
 
 from reader_app.images import load_case, to_uint8
 from reader_app.state import ReadingState
-from reader_app.widgets.linked_panes import LinkedPanes
+from reader_app.widgets.hanging import HangingArea
+from studies.api import SeriesImages, SideImages
 from tests.reader_app.conftest import write_series
+
+
+class Paired:
+    """The one series of a paired case: both volumes, its presets and automatic window."""
+
+    def __init__(self, images):
+        self.case = images
+        self.series = images.series[0]
+        self.volumes = self.series.volumes
+        self.presets = self.series.presets
+        self.window = self.series.window
 
 
 @pytest.fixture
 def paired(qtbot, tmp_path):
-    left = write_series(tmp_path / "l", 7, 32, seed=1, patient="X^Y")
-    right = write_series(tmp_path / "r", 7, 32, seed=2, patient="X^Y")
-    images = load_case("a1", [left, right])
+    sides = [
+        SideImages((SeriesImages(name, tuple(write_series(tmp_path / name, 7, 32, seed=seed,
+                                                          patient="X^Y"))),))
+        for name, seed in (("l", 1), ("r", 2))
+    ]  # fmt: skip
+    images = load_case("a1", sides)
     state = ReadingState()
-    panes = LinkedPanes(state.view, 2)
+    panes = HangingArea(state, 2)
     qtbot.addWidget(panes)
     panes.resize(800, 400)
     panes.show()
     qtbot.waitExposed(panes)
-    state.images_changed.connect(panes.set_images)
     state.set_images(images)
-    return state, panes, images
+    return state, panes, Paired(images)
 
 
 def wheel(widget, steps: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
@@ -102,7 +116,7 @@ def test_presets_and_double_click_reset(paired, qtbot):
     state, panes, images = paired
     left, _ = panes.panes
     qtbot.keyClick(left, Qt.Key.Key_F2)
-    assert state.view.window == images.presets["contrast"]
+    assert state.view.window == images.presets["Contrast"] and state.view.preset == "Contrast"
     wheel(left, 3, Qt.KeyboardModifier.ControlModifier)
     state.view.pan_by(5, 5)
     qtbot.mouseDClick(left, Qt.MouseButton.LeftButton, pos=QPoint(50, 50))
@@ -114,7 +128,6 @@ def test_presets_and_double_click_reset(paired, qtbot):
 def test_no_images_is_black(paired):
     state, panes, _ = paired
     state.set_images(None)
-    panes.set_images(None)
     for pane in panes.panes:
         assert not pane.has_image
         assert pane.slice_counter_text() == ""

@@ -81,4 +81,5 @@ def test_read_opens_the_workstation_and_returns_when_it_is_closed(make_study, qa
 
     QTimer.singleShot(300, close_windows)
     assert run_workstation(db, "R2", clock=clock) == 0
-    assert seen == [("blindreader  \u2014  Knee reading study  \u2014  Dr Bo Reader", "worklist")]
+    # R2 has read nothing yet: the start page with the instructions comes first
+    assert seen == [("blindreader  \u2014  Knee reading study  \u2014  Dr Bo Reader", "startPage")]

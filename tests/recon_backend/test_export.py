@@ -14,6 +14,7 @@ from pydicom.uid import MRImageStorage, SecondaryCaptureImageStorage
 from recon_backend.data import Geometry, make_geometry
 from recon_backend.errors import ReconError
 from recon_backend.export import PROTOCOL_NAME, SERIES_DESCRIPTION, write_series
+from studies.dicom_series import burned_in_reason
 from tests.recon_backend.dicom_tools import dciodvfy_errors, dcm2pnm_grey
 
 
@@ -109,6 +110,8 @@ def test_unknown_orientation_is_not_invented(tmp_path: Path) -> None:
             assert keyword not in ds, keyword
         assert [float(v) for v in ds.PixelSpacing] == [0.5, 0.5]
         assert ds.ConversionType == "WSD"
+        # we draw no text into the pixels, and say so: study create accepts the series
+        assert ds.BurnedInAnnotation == "NO" and burned_in_reason(ds) == ""
 
 
 def test_uneven_slice_positions_have_no_spacing_between_slices(tmp_path: Path) -> None:

@@ -14,9 +14,12 @@ from studies.cases import load_cases
 from studies.db.engine import make_engine
 from studies.db.migrate import upgrade
 from studies.db.populate import SeriesCopy, opaque_id, write_study
+from studies.image_digests import file_digests, sha256_of
 from studies.protocol import parse_protocol
 from studies.randomisation import ALGORITHM_VERSION, generate_assignments
+from studies.record import KEY_INFO, head
 from studies.store import Store
+from studies.study_key import key_path, new_key, save_key
 
 SEQUENTIAL_TOML = """
 title = "Test sequential study"
@@ -179,9 +182,16 @@ def build_study(
     n_cases: int = 4,
     n_slices: int = 3,
     name: str = "study.sqlite",
+    keyed: bool = True,
+    protocol_text: str | None = None,
 ) -> Path:
-    """Build a study database in ``folder`` (rows plus ``n_slices`` small files per series)."""
-    text = SEQUENTIAL_TOML if design == "sequential" else PAIRED_TOML
+    """Build a study database in ``folder`` (rows plus ``n_slices`` small files per series).
+
+    Like ``study create``, the study gets a key in the key folder (the suite's, see
+    ``tests/conftest.py``) unless ``keyed`` is False. ``protocol_text`` replaces the design's
+    protocol (its arms must be conv and dl).
+    """
+    text = protocol_text or (SEQUENTIAL_TOML if design == "sequential" else PAIRED_TOML)
     protocol = parse_protocol(text, "test.toml")
     cases_csv = write_cases_csv(
         folder,
@@ -195,19 +205,23 @@ def build_study(
     db = folder / name
     images = folder / f"{db.stem}_images"
     taken: set[str] = set()
-    series: dict[tuple[str, str], SeriesCopy] = {}
+    series: dict[tuple[str, str, str], SeriesCopy] = {}
     for row in cases:
         sid = opaque_id("s", taken)
         (images / sid).mkdir(parents=True)
-        for k in range(n_slices):
-            (images / sid / f"{k + 1:04d}.dcm").write_bytes(b"not really DICOM")
-        series[(row.case_id, row.arm)] = SeriesCopy(sid, sid, n_slices)
+        names = [f"{k + 1:04d}.dcm" for k in range(n_slices)]
+        for name in names:
+            (images / sid / name).write_bytes(f"not really DICOM: {sid}/{name}".encode())
+        digests = [sha256_of(images / sid / name) for name in names]
+        series[row.key] = SeriesCopy(sid, sid, n_slices, file_digests(names, digests))
     engine = make_engine(db)
     upgrade(engine)
     from sqlalchemy.orm import Session
 
+    key = new_key()
     with Session(engine) as s, s.begin():
-        write_study(
+        s.info[KEY_INFO] = key if keyed else None
+        study = write_study(
             s,
             protocol=protocol,
             protocol_toml=text,
@@ -218,7 +232,17 @@ def build_study(
             algorithm_version=ALGORITHM_VERSION,
             created_at=START - timedelta(days=1),
         )
+        created = head(s)
+        study_id = study.id
     engine.dispose()
+    if keyed:
+        assert created is not None
+        save_key(
+            key,
+            study_id,
+            key_path(study_id),
+            details={"anchor": {"seq": created.seq, "hash": created.hash, "at": "create"}},
+        )
     return db
 
 

@@ -227,3 +227,29 @@ def test_not_utf8(tmp_path: Path, knee_protocol: Protocol):
     path = tmp_path / "CASES.csv"
     path.write_bytes(b"case_id,subject_id,arm,series_dir\n\xff\xfe,\x80,x,y\n")
     assert "not a UTF-8 text file" in error_of(path, knee_protocol)
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "first"),
+    [
+        (3, "series/c1/conventional", "case 'c1', arm 'conventional' on line 2"),  # two arms
+        (4, "series/c1/conventional", "case 'c1', arm 'conventional' on line 2"),  # two cases
+        (7, "series/c3/../c2/dl", "case 'c2', arm 'dl' on line 5"),  # the same folder, spelt anew
+    ],
+)
+def test_one_series_folder_on_two_rows(
+    folders: Path, knee_protocol: Protocol, line: int, value: str, first: str
+):
+    rows = good_rows()
+    rows[line - 2]["series_dir"] = value
+    message = error_of(write_cases_csv(folders / "CASES.csv", rows), knee_protocol)
+    assert f"line {line}, column series_dir" in message and first in message
+    assert "own series folder" in message
+
+
+def test_a_symlinked_series_folder_is_the_same_folder(folders: Path, knee_protocol: Protocol):
+    (folders / "alias").symlink_to(folders / "series" / "c2" / "conventional")
+    rows = good_rows()
+    rows[5]["series_dir"] = "alias"
+    message = error_of(write_cases_csv(folders / "CASES.csv", rows), knee_protocol)
+    assert "line 7, column series_dir" in message and "on line 4" in message

@@ -64,7 +64,15 @@ def store(read_study: Path, clock: FakeClock):
 def test_blinded_answers_hide_the_arms(store: Store) -> None:
     frame = answers_frame(store)
     assert "arm" not in frame.columns
-    assert frame["case"].str.startswith("c-").all() and frame["subject"].str.startswith("p-").all()
+    # export ids: shared with no package, no image folder and no DICOM header
+    assert frame["case"].str.startswith("e-").all() and frame["subject"].str.startswith("e-").all()
+    con = sqlite3.connect(store.source)
+    opaque = {
+        r[0]
+        for r in con.execute('select opaque_id from "case" union select opaque_id from subject')
+    }
+    con.close()
+    assert not (set(frame["case"]) | set(frame["subject"])) & opaque
     arm_codes = set(store.protocol.arm_codes)
     case_ids = {f"C{i:02d}" for i in range(1, 5)} | {"T1"}
     for column in frame.columns:

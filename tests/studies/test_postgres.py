@@ -7,13 +7,6 @@ to run as root), stopped and removed at the end.
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,73 +21,19 @@ from studies.errors import StudyError
 from studies.export import answers_frame
 from studies.package import merge_packages, pack_reader
 from studies.store import Store
+from tests.studies.pg_server import PostgresUnavailableError, throwaway_postgres
 from tests.studies.study_factory import FakeClock, build_study, finish_session
 
 pytestmark = pytest.mark.postgres
 
 
-def _tool(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl; apt-get install postgresql)")
-    prefix: list[str] = []
-    user = None
-    if os.geteuid() == 0:
-        for name in ("postgres", "nobody"):
-            try:
-                user = pwd.getpwnam(name)
-                break
-            except KeyError:
-                continue
-        runuser = shutil.which("runuser")
-        if user is None or runuser is None:
-            pytest.skip("running as root and no unprivileged user/runuser to start PostgreSQL")
-        prefix = [runuser, "-u", user.pw_name, "--"]
-    folder = Path(tempfile.mkdtemp(prefix="blindreader-pg-", dir="/tmp"))
-    if user is not None:
-        os.chown(folder, user.pw_uid, user.pw_gid)
-    data, log = folder / "data", folder / "server.log"
-    port = _free_port()
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*prefix, *args], capture_output=True, text=True, timeout=120, check=False
-        )
-
     try:
-        done = run(
-            initdb, "-D", str(data), "-U", "study", "--auth=trust", "-E", "UTF8", "--no-sync"
-        )
-        if done.returncode != 0:
-            pytest.skip(f"initdb failed: {done.stderr.strip()[-300:]}")
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        done = run(
-            pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"
-        )
-        if done.returncode != 0:
-            tail = log.read_text()[-300:] if log.exists() else done.stderr[-300:]
-            pytest.skip(f"PostgreSQL did not start: {tail.strip()}")
-        try:
-            yield f"postgresql+psycopg://study@127.0.0.1:{port}/postgres"
-        finally:
-            run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        with throwaway_postgres() as url:
+            yield url
+    except PostgresUnavailableError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
@@ -130,6 +69,8 @@ def test_store_api_on_postgres(pg_study: str, tmp_path: Path) -> None:
             s1.finished and s2.locked and s2.not_before == (clock.now + timedelta(days=28)).date()
         )
         assert store.verify_events() == []
+        report = store.verify()  # the record came over with the copy, and was extended here
+        assert report.ok and report.keyed, report.problems
         frame = answers_frame(store, unblinded=True)
         assert set(frame["reader"]) == {"R1"} and len(frame) == 4 * 4
     engine = make_engine(pg_study)
@@ -138,6 +79,11 @@ def test_store_api_on_postgres(pg_study: str, tmp_path: Path) -> None:
     engine.dispose()
     with Store.open(pg_study) as store:
         assert "event 3 " in store.verify_events()[0]
+        problems = store.verify().problems
+        assert any(
+            p.startswith("event: event 3 (answer_set") and "payload_json differs" in p
+            for p in problems
+        ), problems
 
 
 def test_packages_merge_into_postgres(pg_study: str, tmp_path: Path, clock) -> None:

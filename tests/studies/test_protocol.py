@@ -431,9 +431,9 @@ def test_training_cases_are_unique():
 
 
 def test_negative_seed_and_washout_are_refused():
-    assert "seed: seed must be >= 0" in error_of(BASE.replace("seed = 7", "seed = -1"))
+    assert "seed: seed must be within 0..2**63-1" in error_of(BASE.replace("seed = 7", "seed = -1"))
     text = BASE.replace("seed = 7", "seed = 7\nwashout_days = -3")
-    assert "washout_days: washout_days must be >= 0" in error_of(text)
+    assert "washout_days: washout_days must be within 0..365 (got -3)" in error_of(text)
 
 
 def test_design_must_be_known():
