@@ -434,6 +434,11 @@ def _plan_jobs(
     subject_ids: dict[str, str] = {}
     exams: dict[tuple[str, str], tuple[str, str, str]] = {}
     jobs: list[BlindingJob] = []
+    # one SOP class for every arm of a case's series: orientation only when every arm has it
+    unit_oriented: dict[tuple[str, str], bool] = {}
+    for row in rows:
+        unit = (row.case_id, row.series)
+        unit_oriented[unit] = unit_oriented.get(unit, True) and infos[row.key].oriented
     for row in rows:
         if row.subject_id not in subject_ids:
             subject_ids[row.subject_id] = opaque_id("p", taken)
@@ -452,6 +457,7 @@ def _plan_jobs(
                 out_dir=tmp_images / sid,
                 identity=BlindedIdentity(patient_id, study_uid, sid, salt),
                 terms=terms,
+                oriented=unit_oriented[(row.case_id, row.series)],
             )
         )
     # Not the seeded generator on purpose: knowing the seed must not reveal the arms.
