@@ -76,7 +76,9 @@ def check_points(shape: str, points: Points) -> list[list[float]]:
                 )
         out.append([float(x), float(y)])
     if shape in ("ellipse", "line") and len(out) != 2:
-        raise StudyError(f"a {shape} has 2 points, got {len(out)}")
+        raise StudyError(
+            f"{'an' if shape == 'ellipse' else 'a'} {shape} has 2 points, got {len(out)}"
+        )
     if shape == "freehand" and not 3 <= len(out) <= MAX_VERTICES:
         raise StudyError(f"a freehand ROI has 3..{MAX_VERTICES} points, got {len(out)}")
     return out
