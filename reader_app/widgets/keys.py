@@ -52,6 +52,17 @@ SHORTCUTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "Measuring (ROI / ruler question highlighted)",
+        (
+            ("drag", "draw the shape; drag it to move, its corners to resize"),
+            ("E / F", "place an ellipse (ruler) / a freehand ROI at the centre"),
+            ("Shift+arrows", "move it by one pixel"),
+            (", / .", "make it smaller / larger"),
+            ("Del", "delete it"),
+            ("middle-drag", "pan"),
+        ),
+    ),
+    (
         "Window",
         (
             ("?", "show / hide this list"),
