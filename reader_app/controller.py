@@ -467,7 +467,10 @@ class ReadingController(QObject):
         question = self.protocol.question(key.question_id)
         if question.mirror and key.side is not None:
             other = AnswerKey(key.question_id, None, "right" if key.side == "left" else "left")
-            return self.set_answer(other, geometry)
+            if not self.set_answer(other, geometry):
+                return False
+            what = "deleted" if geometry is None else "being measured"
+            self.state.set_message(f"{question.text} {what} on both images", "info")
         return True
 
     def _reason(self, view: AssignmentView) -> str | None:

@@ -413,7 +413,10 @@ def measurement_summary(value: dict[str, Any]) -> str:
     else:
         for key, name in (("mean", "mean"), ("sd", "SD")):
             if value.get(key) is not None:
-                parts.append(f"{name} {float(value[key]):.4g}")
+                number = float(value[key])
+                parts.append(
+                    f"{name} {number:.0f}" if abs(number) >= 1000 else f"{name} {number:.4g}"
+                )
         if value.get("area_mm2") is not None:
             parts.append(f"{float(value['area_mm2']):.1f} mm\u00b2")
     if value.get("slice") is not None:

@@ -164,6 +164,7 @@ def write_source(
     """Protocol, CASES.csv and the phantom series of a small measurement study."""
     from tests.studies.conftest import make_series
 
+    folder.mkdir(parents=True, exist_ok=True)
     protocol_path = folder / "protocol.toml"
     protocol_path.write_text(protocol, encoding="utf-8")
     lines = ["case_id,subject_id,arm,series_dir"]
