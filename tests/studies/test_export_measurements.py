@@ -133,6 +133,15 @@ def test_study_export_what_measurements_and_rois(db, clock, monkeypatch, capsys,
         frame = pd.read_csv(out)
         assert len(frame) in (24, 32)
         assert ("arm" in frame.columns) == unblinded
+    code, stdout, err = run(
+        ["study", "export", "--db", str(db), "--what", "sr", "--out", str(tmp_path / "sr")],
+        monkeypatch,
+        capsys,
+        clock,
+    )
+    assert code == 0, err
+    assert "8 SR files" in stdout and "unblinded" in stdout
+    assert len(list((tmp_path / "sr").glob("SR_*.dcm"))) == 8
     code, _, err = run(
         ["study", "export", "--db", str(db), "--what", "events", "--unblinded", "--out", "x.csv"],
         monkeypatch,
