@@ -35,11 +35,11 @@ class RoiPlan:
 def roi_plan(images: np.ndarray) -> RoiPlan:
     """The ROI plan of a simulated magnitude volume ``(slices, rows, columns)``.
 
-    Tissue: on the middle slice, the point of the brightest tissue (above 60% of the smoothed
+    Tissue: on the middle slice (the one the viewer opens on), the point of the brightest tissue (above 60% of the smoothed
     slice's maximum: white matter on T1) farthest from its edge. Air: the point farthest from
     the head (below 5% of the maximum) within the image.
     """
-    index = images.shape[0] // 2
+    index = (images.shape[0] - 1) // 2  # the slice the viewer opens on
     image = ndimage.gaussian_filter(np.asarray(images[index], dtype=np.float64), 1.5)
     peak = float(image.max())
     bright = ndimage.binary_opening(image > 0.6 * peak, iterations=1)
