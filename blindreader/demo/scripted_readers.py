@@ -35,9 +35,9 @@ class RoiPlan:
 def roi_plan(images: np.ndarray) -> RoiPlan:
     """The ROI plan of a simulated magnitude volume ``(slices, rows, columns)``.
 
-    Tissue: on the middle slice (the one the viewer opens on), the point of the brightest tissue (above 60% of the smoothed
-    slice's maximum: white matter on T1) farthest from its edge. Air: the point farthest from
-    the head (below 5% of the maximum) within the image.
+    Tissue: on the middle slice (the one the viewer opens on), the point of the brightest tissue
+    (above 60% of the smoothed slice's maximum: white matter on T1) farthest from its edge.
+    Air: the point farthest from the head (below 5% of the maximum) within the image.
     """
     index = (images.shape[0] - 1) // 2  # the slice the viewer opens on
     image = ndimage.gaussian_filter(np.asarray(images[index], dtype=np.float64), 1.5)

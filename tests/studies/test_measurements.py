@@ -292,3 +292,28 @@ def test_values_given_by_the_caller_are_replaced_by_what_the_store_measures(db, 
         )
     assert isinstance(honest, dict)
     assert forged.value == honest and forged.revision == 1
+
+
+def test_rois_drawn_in_a_package_are_measured_there_and_merge(db, clock, tmp_path):
+    from studies.export import roi_frame
+    from studies.package import merge_packages, pack_reader
+
+    pkg = tmp_path / "pkg"
+    pack_reader(db, "R1", pkg, clock=clock)
+    with Store.open(pkg / "study.sqlite", clock=clock) as store:
+        view = _first(store)
+        label = view.sides[0].series[0].label
+        drawn = {"series": label, "slice": 1, "shape": "ellipse", "points": [[8, 8], [20, 18]]}
+        in_package = store.record_answer(view.assignment_id, AnswerKey("roi_muscle"), drawn)
+        assert isinstance(in_package.value, dict) and in_package.value["n_pixels"] > 10
+        files = view.sides[0].series[0].files
+    pixels, _ = blinded_pixels(files[1])
+    inside = reference_ellipse(pixels, drawn["points"])
+    assert in_package.value["mean"] == pytest.approx(inside.mean(), abs=1e-6)
+    report = merge_packages(db, [pkg], clock=clock)
+    assert report.packages[0].conflicts == [] and report.packages[0].n_answers == 1
+    with Store.open(db, clock=clock) as main:
+        rois = roi_frame(main, unblinded=True)
+        assert main.verify_events() == []
+    (row,) = rois.itertuples()
+    assert row.mean == pytest.approx(in_package.value["mean"]) and row.arm in ("conv", "varnet")
