@@ -421,7 +421,7 @@ class ReadingController(QObject):
         aid = view.assignment_id
         self.state.set_answer(key, normalised, pending=True)
         if drawn:
-            what = "deleted" if normalised is None else "being measured"
+            what = "deleted" if normalised is None else "drawn"
             self.state.set_message(f"{self._slot_label(key)} {what}", "info")
         elif before is not None:
             self.state.set_message(
@@ -469,7 +469,7 @@ class ReadingController(QObject):
             other = AnswerKey(key.question_id, None, "right" if key.side == "left" else "left")
             if not self.set_answer(other, geometry):
                 return False
-            what = "deleted" if geometry is None else "being measured"
+            what = "deleted" if geometry is None else "drawn"
             self.state.set_message(f"{question.text} {what} on both images", "info")
         return True
 
