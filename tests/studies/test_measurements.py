@@ -317,3 +317,30 @@ def test_rois_drawn_in_a_package_are_measured_there_and_merge(db, clock, tmp_pat
         assert main.verify_events() == []
     (row,) = rois.itertuples()
     assert row.mean == pytest.approx(in_package.value["mean"]) and row.arm in ("conv", "varnet")
+
+
+def test_a_package_whose_roi_values_were_edited_is_refused(db, clock, tmp_path):
+    from studies.package import MergeRefusedError, merge_packages, pack_reader
+
+    pkg = tmp_path / "pkg"
+    pack_reader(db, "R1", pkg, clock=clock)
+    with Store.open(pkg / "study.sqlite", clock=clock) as store:
+        view = _first(store)
+        label = view.sides[0].series[0].label
+        drawn = {"series": label, "slice": 1, "shape": "ellipse", "points": [[8, 8], [20, 18]]}
+        honest = store.record_answer(view.assignment_id, AnswerKey("roi_muscle"), drawn).value
+    assert isinstance(honest, dict)
+    forged = json.dumps(
+        {**honest, "mean": honest["mean"] * 2}, sort_keys=True, separators=(",", ":")
+    )
+    con = sqlite3.connect(pkg / "study.sqlite")
+    with con:
+        con.execute("UPDATE answer SET value_json = ?", (forged,))
+        con.execute("UPDATE answer_revision SET value_json = ?", (forged,))
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(MergeRefusedError) as info:
+        merge_packages(db, [pkg], clock=clock)
+    problems = [text for _, text in info.value.problems]
+    assert any("not what the study measures on its images" in text for text in problems), problems
+    assert db.read_bytes() == before
