@@ -674,10 +674,12 @@ class Measurement(_Model):
 
     @property
     def units(self) -> str:
-        """The unit shown in tables (``mm``, ``mm2`` or the given one; "" for SNR / CNR)."""
+        """The unit shown in tables: the given one, else ``mm2`` (area), ``mm`` (distance), ``a.u.``
+        (mean, SD: the blinded image's units), "" (SNR, CNR)."""
         if self.unit is not None:
             return self.unit
-        return {"area": "mm2", "distance": "mm"}.get(self.kind, "")
+        # mean / SD are in the blinded image's stored units (each series rescaled by one rule)
+        return {"area": "mm2", "distance": "mm", "mean": "a.u.", "sd": "a.u."}.get(self.kind, "")
 
     @property
     def questions(self) -> list[str]:

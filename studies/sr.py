@@ -142,7 +142,21 @@ def measurement_report(
     sr.InstanceCreationDate, sr.InstanceCreationTime = stamp_date, stamp_time
     if "SeriesDate" in sr:
         sr.SeriesDate, sr.SeriesTime = stamp_date, stamp_time
+    _identify_local_scheme(sr)
     return sr
+
+
+def _identify_local_scheme(sr: Dataset) -> None:
+    """Declare the local coding scheme of the ROI names (PS3.3 C.12.1.1.2.1)."""
+    from pydicom import Dataset as PydicomDataset
+    from pydicom.sequence import Sequence as PydicomSequence
+
+    item = PydicomDataset()
+    item.CodingSchemeDesignator = LOCAL_SCHEME
+    item.CodingSchemeName = "blindreader protocol ROI names"
+    item.CodingSchemeResponsibleOrganization = "the study's coordinator"
+    existing = list(getattr(sr, "CodingSchemeIdentificationSequence", []))
+    sr.CodingSchemeIdentificationSequence = PydicomSequence([*existing, item])
 
 
 def _comprehensive(hd: Any, evidence: list[Dataset], report: Any, number: int) -> Dataset:

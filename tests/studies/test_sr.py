@@ -97,3 +97,35 @@ def test_refusals(db, clock, tmp_path):  # noqa: F811
     (tmp_path / "full" / "x.txt").write_text("x")
     with Store.open(db, clock=clock) as store, pytest.raises(StudyError, match="empty folder"):
         export_sr(store, tmp_path / "full")
+
+
+def test_paired_reads_give_one_report_per_side_arm(tmp_path, clock):
+    from studies.api import AnswerKey
+    from studies.export import measurements_frame
+    from tests.studies.measurement_study import PAIRED_MEASUREMENTS, build
+
+    paired = build(tmp_path, PAIRED_MEASUREMENTS)
+    with Store.open(paired, clock=clock) as store:
+        view = store.next_assignment("R1")
+        assert view is not None
+        label = view.sides[0].series[0].label
+        for side in ("left", "right"):
+            for question, points in (
+                ("roi_muscle", [[14, 20], [24, 30]]),
+                ("roi_background", [[0.5, 0.5], [6, 6]]),
+            ):
+                store.record_answer(
+                    view.assignment_id,
+                    AnswerKey(question, None, side),  # type: ignore[arg-type]
+                    {"series": label, "slice": 1, "shape": "ellipse", "points": points},
+                )
+        frame = measurements_frame(store)
+        blinded = measurements_frame(store, unblinded=False)
+        files = export_sr(store, tmp_path / "sr")
+    assert sorted(frame["arm"]) == ["conv", "varnet"]
+    assert sorted(blinded["side"]) == ["left", "right"]
+    case = files[0].name.split("_")[2]  # the case R1 reads first
+    assert sorted(p.name for p in files) == [f"SR_R1_{case}_conv.dcm", f"SR_R1_{case}_varnet.dcm"]
+    for path in files:
+        ds = pydicom.dcmread(path)
+        assert ds.CodingSchemeIdentificationSequence[-1].CodingSchemeDesignator == "99BLINDREADER"
