@@ -134,7 +134,7 @@ class ReadingController(QObject):
         self._idle = False
         self._focused = True
         self._slots: list[AnswerSlot] = []
-        self._slots_sides = -1
+        self._slots_sides: tuple[int, tuple[str, ...]] = (-1, ())
         self._pending_images: str | None = None
         self._loading_images = False
         self._signed_in: set[str] = set()  # readers who gave their passphrase this session
@@ -367,11 +367,13 @@ class ReadingController(QObject):
 
     # -- answers ------------------------------------------------------------------------------
     def answer_slots(self) -> list[AnswerSlot]:
-        """The answer slots of the current case's layout (one or two sides)."""
-        n_sides = len(self.state.assignment.sides) if self.state.assignment else 1
-        if n_sides != self._slots_sides:
-            self._slots = answer_slots(self.protocol, n_sides)
-            self._slots_sides = n_sides
+        """The answer slots of the current case's layout (one or two sides, its series)."""
+        view = self.state.assignment
+        n_sides = len(view.sides) if view else 1
+        labels = view.sides[0].labels if view else ()
+        if (n_sides, labels) != self._slots_sides:
+            self._slots = answer_slots(self.protocol, n_sides, labels)
+            self._slots_sides = (n_sides, labels)
         return self._slots
 
     def set_answer(self, key: AnswerKey, value: AnswerValue) -> bool:
@@ -466,7 +468,9 @@ class ReadingController(QObject):
             return False
         question = self.protocol.question(key.question_id)
         if question.mirror and key.side is not None:
-            other = AnswerKey(key.question_id, None, "right" if key.side == "left" else "left")
+            other = AnswerKey(
+                key.question_id, key.finding_id, "right" if key.side == "left" else "left"
+            )
             if not self.set_answer(other, geometry):
                 return False
             what = "deleted" if geometry is None else "drawn"

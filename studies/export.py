@@ -387,7 +387,9 @@ def measurements_frame(store: Store, *, unblinded: bool = True) -> pd.DataFrame:
 
     SNR = mean(tissue) / SD(background), CNR = |mean(a) - mean(b)| / SD(background), both from
     ROIs of the same read (the same reader, case, session and image); mean, SD, area (mm2) and
-    distance (mm) as measured. A measurement whose ROIs are not all drawn is left out.
+    distance (mm) as measured. A measurement whose ROIs are not all drawn is left out. A
+    measurement that reads per-series ROIs gets one row per series, named
+    ``<measurement>@<series label>`` (a per-case ROI it reads, e.g. the background, is shared).
 
     Returns
     -------
@@ -396,28 +398,44 @@ def measurements_frame(store: Store, *, unblinded: bool = True) -> pd.DataFrame:
         and ``side`` in place of ``arm`` (None in the sequential design).
     """
     protocol = store.protocol
+    per_series = {q.id for q in protocol.questions if q.per == "series"}
     reads: dict[tuple[str, str | None], tuple[DrawnAnswer, dict[str, dict[str, Any]]]] = {}
+    series_rois: dict[tuple[str, str | None], dict[str, dict[str, dict[str, Any]]]] = {}
     for item in drawn_answers(store):
         key = (item.row.assignment_id, item.side)
-        reads.setdefault(key, (item, {}))[1][item.question] = item.value
+        reads.setdefault(key, (item, {}))
+        if item.question in per_series:
+            by_series = series_rois.setdefault(key, {})
+            by_series.setdefault(item.value["series"], {})[item.question] = item.value
+        else:
+            reads[key][1][item.question] = item.value
     records = []
-    for first, rois in reads.values():
+    for key, (first, rois) in reads.items():
         for m in protocol.measurements:
-            value = measurement_value(m, rois)
-            if value is None:
-                continue
-            row = first.row
-            records.append(
-                {
-                    "case": row.case_id if unblinded else row.case_export,
-                    "reader": row.reader,
-                    "arm": first.arm if unblinded else first.side,
-                    "session": row.session,
-                    "measurement": m.id,
-                    "value": value,
-                    "unit": m.units,
-                }
-            )
+            # a measurement of per-series ROIs: one value per series, named measurement@series
+            if set(m.questions) & per_series:
+                named = [
+                    (f"{m.id}@{label}", {**rois, **extra})
+                    for label, extra in sorted(series_rois.get(key, {}).items())
+                ]
+            else:
+                named = [(m.id, rois)]
+            for name, available in named:
+                value = measurement_value(m, available)
+                if value is None:
+                    continue
+                row = first.row
+                records.append(
+                    {
+                        "case": row.case_id if unblinded else row.case_export,
+                        "reader": row.reader,
+                        "arm": first.arm if unblinded else first.side,
+                        "session": row.session,
+                        "measurement": name,
+                        "value": value,
+                        "unit": m.units,
+                    }
+                )
     columns = MEASUREMENT_COLUMNS
     frame = _frame(records, columns)
     if not unblinded:

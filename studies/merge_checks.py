@@ -372,7 +372,8 @@ class _Checker:
                 for a in self.p_rows.get("answer", [])
                 if a["assignment_pk"] == aid
             }
-            missing = [k for k in self.main.required_keys(given) if given.get(k) is None]
+            labels = self.main.series_labels(aid)
+            missing = [k for k in self.main.required_keys(given, labels) if given.get(k) is None]
             if missing:
                 self.problem(
                     f"{what}: completed without required answers "

@@ -342,12 +342,6 @@ class Question(_Model):
             raise ProtocolRuleError("scope", f"a {t} question is asked per case (or per side)")
         if self.show_if is not None:
             raise ProtocolRuleError("show_if", f"a {t} question cannot depend on another answer")
-        if self.per == "series":
-            raise ProtocolRuleError(
-                "per",
-                'per = "series" is not supported yet: use one question per series '
-                '(per = "case"; the reader draws on the series the question names in its text)',
-            )
         if t == "roi":
             if self.roi is None:
                 raise ProtocolRuleError("roi", "an roi question needs 'roi' (the ROI's name)")

@@ -34,6 +34,7 @@ from studies.api import (
     ReaderInfo,
     SeriesImages,
     SessionInfo,
+    Side,
     SideImages,
     SignInPolicy,
 )
@@ -782,6 +783,11 @@ class Store:
                     f"{q} is asked per finding: finding_id must be one of {', '.join(allowed)} "
                     f"(got {key.finding_id!r})"
                 )
+        elif question.per == "series" and question.type in MEASUREMENT_TYPES:
+            if not key.finding_id:
+                raise StudyError(
+                    f"{q} is measured per series: finding_id must name the series (its label)"
+                )
         elif key.finding_id is not None:
             raise StudyError(f"{q} is not asked per finding (got finding_id {key.finding_id!r})")
         if question.scope == "side":
@@ -803,7 +809,9 @@ class Store:
         """
         question = self.protocol.question(key.question_id)
         self._check_key(question, key)
-        return validate_value(question, value)
+        normalised = validate_value(question, value)
+        _check_series(question, key, normalised)
+        return normalised
 
     def record_answer(
         self,
@@ -840,6 +848,7 @@ class Store:
         question = self.protocol.question(key.question_id)
         self._check_key(question, key)
         normalised = validate_value(question, value)
+        _check_series(question, key, normalised)
         if question.type in MEASUREMENT_TYPES and isinstance(normalised, dict):
             normalised = self.measure_answer(assignment_id, key, normalised)
         value_json = canonical_json(normalised)
@@ -1012,13 +1021,27 @@ class Store:
         geometry = {k: value[k] for k in ("series", "slice", "shape", "points")}
         return {**geometry, "series_id": series_id, **measured.as_dict()}
 
-    def required_keys(self, answers: dict[AnswerKey, AnswerValue]) -> list[AnswerKey]:
-        """The answer keys that are required given ``answers`` (show-if rules applied)."""
+    def series_labels(self, assignment_id: str) -> list[str]:
+        """The labels of an assignment's series, in hanging order (per-series questions are
+        asked once for each)."""
+        with self.reading() as s:
+            a, _, _ = self._assignment_row(s, assignment_id)
+            return self._series_labels(s, a.case_pk)
+
+    def _series_labels(self, s: Session, case_pk: str) -> list[str]:
+        labels = s.execute(select(Series.label).where(Series.case_pk == case_pk)).scalars()
+        return self.protocol.hanging.order(labels)
+
+    def required_keys(
+        self, answers: dict[AnswerKey, AnswerValue], series: Sequence[str] = ()
+    ) -> list[AnswerKey]:
+        """The answer keys that are required given ``answers`` (show-if rules applied);
+        ``series``: the case's series labels (for per-series measurement questions)."""
         needed: list[AnswerKey] = []
         for question in self.protocol.questions:
             if not question.required:
                 continue
-            for key in self.keys_of(question):
+            for key in self.keys_of(question, series):
                 rule = question.show_if
                 if rule is not None:
                     ref = self.protocol.question(rule.question)
@@ -1032,8 +1055,15 @@ class Store:
                 needed.append(key)
         return needed
 
-    def keys_of(self, question: Question) -> list[AnswerKey]:
-        """Every answer key a question has on one assignment (per finding / per side)."""
+    def keys_of(self, question: Question, series: Sequence[str] = ()) -> list[AnswerKey]:
+        """Every answer key a question has on one assignment (per finding / per side; a
+        per-series measurement question once per label in ``series``, the label in the key's
+        ``finding_id``)."""
+        if question.per == "series" and question.type in MEASUREMENT_TYPES:
+            sides: tuple[Side | None, ...] = (
+                ("left", "right") if question.scope == "side" else (None,)
+            )
+            return [AnswerKey(question.id, label, side) for label in series for side in sides]
         if question.scope == "finding":
             return [AnswerKey(question.id, f) for f in self.protocol.question_findings(question)]
         if question.scope == "side":
@@ -1045,7 +1075,8 @@ class Store:
         with self.reading() as s:
             a, _, _ = self._assignment_row(s, assignment_id)
             answers = self._answers(s, a.id)
-        return [k for k in self.required_keys(answers) if answers.get(k) is None]
+            labels = self._series_labels(s, a.case_pk)
+        return [k for k in self.required_keys(answers, labels) if answers.get(k) is None]
 
     def complete_assignment(self, assignment_id: str) -> None:
         """Mark an assignment done; when it is the session's last, the session finishes and the
@@ -1063,7 +1094,8 @@ class Store:
                 return
             self._check_writable(s, session, reader_id)
             answers = self._answers(s, a.id)
-            missing = [k for k in self.required_keys(answers) if answers.get(k) is None]
+            labels = self._series_labels(s, a.case_pk)
+            missing = [k for k in self.required_keys(answers, labels) if answers.get(k) is None]
             if missing:
                 raise StudyError(
                     f"assignment {assignment_id} (reader {reader_id!r}, session {session.index}, "
@@ -1455,6 +1487,19 @@ def _validate_measurement(question: Question, value: AnswerValue, q: str) -> dic
                 raise StudyError(f"{q}: {key} must be a finite number, got {given!r}")
             out[key] = given
     return out
+
+
+def _check_series(question: Question, key: AnswerKey, value: AnswerValue) -> None:
+    """A per-series measurement is drawn on the series its key names."""
+    if (
+        question.per == "series"
+        and isinstance(value, dict)
+        and value.get("series") != key.finding_id
+    ):
+        raise StudyError(
+            f"{format_key(key)}: asked for series {key.finding_id!r}, drawn on "
+            f"{value.get('series')!r}"
+        )
 
 
 def validate_value(question: Question, value: AnswerValue) -> AnswerValue:

@@ -149,7 +149,7 @@ class AnswerRow(QFrame):
         self.delete_button: QPushButton | None = None
 
         # Per-finding / per-side rows sit under their question's title, which carries the mark.
-        in_block = self.question.scope in ("finding", "side")
+        in_block = self.question.scope in ("finding", "side") or self.question.per == "series"
         required = REQUIRED_MARK if self.question.required and not in_block else ""
         self.title = QLabel(f"{title}{required}", self)
         self.title.setObjectName("rowTitle")
@@ -489,7 +489,7 @@ class QuestionPanel(QScrollArea):
                 header.setObjectName("groupHeader")
                 layout.addWidget(header)
                 block_question = None
-            if question.scope in ("finding", "side"):
+            if question.scope in ("finding", "side") or question.per == "series":
                 if block_question != question.id:
                     block_question = question.id
                     block = QWidget(body)

@@ -221,8 +221,9 @@ class ReadingView(QWidget):
             return
         self._opened.restart()
         self._answered_since_open = False
-        if not self.panel.rows:
-            self.panel.build(self.controller.protocol, self.controller.answer_slots())
+        slots = self.controller.answer_slots()
+        if [s.key for s in slots] != list(self.panel.rows):  # a case with other series
+            self.panel.build(self.controller.protocol, slots)
         label = view.display_label
         if view.is_training:
             label += "  (training)"
@@ -337,7 +338,13 @@ class ReadingView(QWidget):
     def _measure_pane(self) -> ImagePane | None:
         """The pane of the active cell that keyboard measuring acts on (the key's side)."""
         key = self.state.measure_key
-        panes = self.panes.active_cell().panes
+        cell = self.panes.active_cell()
+        if key is not None and key.finding_id is not None:  # per series: the cell showing it
+            cell = next(
+                (c for c in self.panes.cells if c.label == key.finding_id and not c.isHidden()),
+                cell,
+            )
+        panes = cell.panes
         if key is None or not panes:
             return None
         pane = panes[1] if key.side == "right" and len(panes) > 1 else panes[0]

@@ -60,7 +60,11 @@ class RoiOverlay:
         key = self.state.measure_key
         if key is None or self.state.read_only or not self.pane.has_image:
             return None
-        return AnswerKey(key.question_id, None, self.side)
+        question = self.questions.get(key.question_id)
+        series = (
+            self.pane.series_label if question is not None and question.per == "series" else None
+        )
+        return AnswerKey(key.question_id, series, self.side)
 
     def shapes(self) -> list[tuple[AnswerKey, dict[str, Any]]]:
         """The stored shapes on this pane's series, side and slice."""

@@ -264,3 +264,31 @@ def test_mirrored_roi_is_stored_for_both_sides_at_the_same_place(
     qtbot.keyClick(QApplication.focusWidget() or ws.window, Qt.Key.Key_Delete)
     assert stored(ws, AnswerKey("roi_muscle", None, "left")) is None
     assert stored(ws, AnswerKey("roi_muscle", None, "right")) is None
+
+
+def test_a_per_series_roi_has_a_row_per_series_and_is_drawn_on_each(
+    tmp_path, workstation, qtbot, artifacts_dir
+):
+    from tests.studies.measurement_study import EXAM_SERIES, PER_SERIES_MEASUREMENTS
+
+    db = build(tmp_path / "exam", PER_SERIES_MEASUREMENTS, series=EXAM_SERIES, size=48)
+    ws = workstation(db)
+    open_first_case(ws)
+    keys = [k for k in ws.panel.rows if k.question_id == "roi_muscle"]
+    assert keys == [AnswerKey("roi_muscle", label) for label in EXAM_SERIES]
+    assert [ws.panel.rows[k].title.text() for k in keys] == list(EXAM_SERIES)
+    first, second = ws.reading.panes.cells[0], ws.reading.panes.cells[1]
+    assert (first.label, second.label) == EXAM_SERIES
+    ws.panel.focus_row(ws.panel.rows[keys[1]])
+    pane = second.panes[0]
+    drag(qtbot, pane, [at(pane, 12.0, 14.0), at(pane, 30.0, 30.0)])
+    value = stored(ws, AnswerKey("roi_muscle", "ax_t2"))
+    assert value["series"] == "ax_t2"
+    check_roi_values(value, ws.state.assignment.sides[0].get("ax_t2").files)
+    # the keyboard places the first series' ROI on the cell that shows it
+    ws.panel.focus_row(ws.panel.rows[keys[0]])
+    qtbot.keyClick(QApplication.focusWidget() or ws.window, Qt.Key.Key_E)
+    placed = stored(ws, AnswerKey("roi_muscle", "ax_t1"))
+    assert placed["series"] == "ax_t1"
+    check_roi_values(placed, ws.state.assignment.sides[0].get("ax_t1").files)
+    ws.window.grab().save(str(_mkdir(artifacts_dir / "measuring") / "per-series.png"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -141,6 +142,43 @@ background = "roi_background"
 """
 )
 
+#: An exam of two series with a muscle ROI per series and one background ROI per case.
+PER_SERIES_MEASUREMENTS = (
+    """
+title = "Per-series measurement study"
+design = "sequential"
+seed = 5
+washout_days = 0
+
+[hanging]
+layout = "1x2"
+series = ["ax_t1", "ax_t2"]
+"""
+    + ARMS
+    + """
+[[questions]]
+id = "roi_muscle"
+text = "Muscle ROI"
+type = "roi"
+roi = "muscle"
+per = "series"
+
+[[questions]]
+id = "roi_background"
+text = "Background ROI"
+type = "roi"
+roi = "background"
+
+[[measurements]]
+id = "snr_muscle"
+label = "SNR of muscle"
+kind = "snr"
+roi = "roi_muscle"
+background = "roi_background"
+"""
+)
+EXAM_SERIES = ("ax_t1", "ax_t2")
+
 PIXEL_SPACING = (0.5, 0.8)  # (row, column) mm
 
 
@@ -159,35 +197,46 @@ def phantom(n_slices: int, rows: int, cols: int, seed: int) -> np.ndarray:
 
 
 def write_source(
-    folder: Path, protocol: str, *, n_cases: int = 2, n_slices: int = 4, size: int = 48
+    folder: Path,
+    protocol: str,
+    *,
+    n_cases: int = 2,
+    n_slices: int = 4,
+    size: int = 48,
+    series: tuple[str, ...] = (),
 ) -> tuple[Path, Path]:
-    """Protocol, CASES.csv and the phantom series of a small measurement study."""
+    """Protocol, CASES.csv and the phantom series of a small measurement study; with
+    ``series`` every case is an exam of those labelled series."""
     from tests.studies.conftest import make_series
 
     folder.mkdir(parents=True, exist_ok=True)
     protocol_path = folder / "protocol.toml"
     protocol_path.write_text(protocol, encoding="utf-8")
-    lines = ["case_id,subject_id,arm,series_dir"]
+    lines = ["case_id,subject_id,arm,series_dir" + (",series" if series else "")]
     for i in range(n_cases):
         for j, arm in enumerate(("conv", "varnet")):
-            series_dir = f"src/subj{i}_{arm}"
-            seed = 10 * i + j
-            files = make_series(
-                folder / series_dir, n_slices, size, size, identifying=False, private=False,
-                seed=seed, pixel_spacing=PIXEL_SPACING, RescaleSlope=2, RescaleIntercept=-10,
-                RescaleType="US",
-            )  # fmt: skip
-            for path, pixels in zip(files, phantom(n_slices, size, size, seed), strict=True):
-                ds = pydicom.dcmread(path)
-                ds.PixelData = pixels.tobytes()
-                ds.save_as(path, enforce_file_format=True)
-            lines.append(f"case{i + 1:02d},subj{i + 1:02d},{arm},{series_dir}")
+            for k, label in enumerate(series or ("",)):
+                series_dir = f"src/subj{i}_{arm}" + (f"_{label}" if label else "")
+                seed = 100 * i + 10 * k + j
+                files = make_series(
+                    folder / series_dir, n_slices, size, size, identifying=False, private=False,
+                    seed=seed, pixel_spacing=PIXEL_SPACING, RescaleSlope=2, RescaleIntercept=-10,
+                    RescaleType="US",
+                )  # fmt: skip
+                for path, pixels in zip(files, phantom(n_slices, size, size, seed), strict=True):
+                    ds = pydicom.dcmread(path)
+                    ds.PixelData = pixels.tobytes()
+                    ds.save_as(path, enforce_file_format=True)
+                lines.append(
+                    f"case{i + 1:02d},subj{i + 1:02d},{arm},{series_dir}"
+                    + (f",{label}" if label else "")
+                )
     cases = folder / "CASES.csv"
     cases.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return protocol_path, cases
 
 
-def build(folder: Path, protocol: str = SEQUENTIAL_MEASUREMENTS, **kwargs: int) -> Path:
+def build(folder: Path, protocol: str = SEQUENTIAL_MEASUREMENTS, **kwargs: Any) -> Path:
     """A measurement study database in ``folder / "study"``."""
     from studies.create import create_study
 

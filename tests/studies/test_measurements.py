@@ -80,8 +80,8 @@ BAD = [
     ),
     (
         'roi = "fluid"\nrequired = false',
-        'roi = "fluid"\nrequired = false\nper = "series"',
-        r"questions\[2\]\.per: per = \"series\" is not supported yet",
+        'roi = "fluid"\nrequired = false\nper = "exam"',
+        r"questions\[2\]\.per",
     ),
     (
         'points = 4\nlabels = ["Non-diagnostic"',
@@ -344,3 +344,43 @@ def test_a_package_whose_roi_values_were_edited_is_refused(db, clock, tmp_path):
     problems = [text for _, text in info.value.problems]
     assert any("not what the study measures on its images" in text for text in problems), problems
     assert db.read_bytes() == before
+
+
+def test_a_per_series_roi_is_asked_once_per_series(tmp_path, clock):
+    from studies.export import measurements_frame
+    from tests.studies.measurement_study import EXAM_SERIES, PER_SERIES_MEASUREMENTS
+
+    db = build(tmp_path, PER_SERIES_MEASUREMENTS, series=EXAM_SERIES)
+    with Store.open(db, clock=clock) as store:
+        view = _first(store)
+        aid = view.assignment_id
+        assert store.series_labels(aid) == list(EXAM_SERIES)
+        assert set(store.missing_required(aid)) == {
+            AnswerKey("roi_muscle", "ax_t1"),
+            AnswerKey("roi_muscle", "ax_t2"),
+            AnswerKey("roi_background"),
+        }
+
+        def drawn(label: str, points: list[list[float]]) -> dict[str, object]:
+            return {"series": label, "slice": 1, "shape": "ellipse", "points": points}
+
+        with pytest.raises(StudyError, match="measured per series"):
+            store.record_answer(aid, AnswerKey("roi_muscle"), drawn("ax_t1", [[5, 5], [15, 15]]))
+        with pytest.raises(StudyError, match="asked for series 'ax_t1', drawn on 'ax_t2'"):
+            store.record_answer(
+                aid, AnswerKey("roi_muscle", "ax_t1"), drawn("ax_t2", [[5, 5], [15, 15]])
+            )
+        store.record_answer(
+            aid, AnswerKey("roi_muscle", "ax_t1"), drawn("ax_t1", [[14, 20], [24, 30]])
+        )
+        store.record_answer(aid, AnswerKey("roi_background"), drawn("ax_t2", [[0.5, 0.5], [6, 6]]))
+        assert store.missing_required(aid) == [AnswerKey("roi_muscle", "ax_t2")]
+        with pytest.raises(StudyError, match="roi_muscle"):
+            store.complete_assignment(aid)
+        store.record_answer(
+            aid, AnswerKey("roi_muscle", "ax_t2"), drawn("ax_t2", [[14, 20], [24, 30]])
+        )
+        store.complete_assignment(aid)
+        frame = measurements_frame(store)
+    assert sorted(frame["measurement"]) == ["snr_muscle@ax_t1", "snr_muscle@ax_t2"]
+    assert frame["value"].nunique() == 2  # each series' own muscle over the shared background
