@@ -14,7 +14,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtGui import (
+    QColor,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPolygonF,
+    QTransform,
+)
 
 from reader_app import measure_tools
 from studies.api import AnswerKey, Side
@@ -30,6 +38,8 @@ _OTHER = QColor(90, 200, 230)
 _PREVIEW = QColor(255, 240, 150)
 #: Handles are picked within this many widget pixels.
 HANDLE_PX = 7.0
+#: Outlines kept per pane (a case's shapes; cleared when full).
+_PATH_CACHE = 512
 
 
 class RoiOverlay:
@@ -50,7 +60,9 @@ class RoiOverlay:
         self._handle = 0
         self._start = (0.0, 0.0)
         self._points: measure_tools.Points = []
+        self._origin_points: measure_tools.Points = []
         self._shape = "ellipse"
+        self._paths: dict[tuple[Any, ...], QPainterPath] = {}
         state.answer_changed.connect(self._answer_changed)
         state.measure_changed.connect(pane.update)
 
@@ -96,54 +108,77 @@ class RoiOverlay:
             self.pane.update()
 
     # -- painting -----------------------------------------------------------------------------
-    def _widget(self, x: float, y: float) -> QPointF:
-        rect = self.pane.image_rect()
-        sx, sy = self.pane.scales()
-        return QPointF(rect.x() + x * sx, rect.y() + y * sy)
-
     def _path(self, shape: str, points: measure_tools.Points) -> QPainterPath:
+        """The shape's outline in image coordinates (kept: the painter's transform maps it)."""
+        key = (shape, tuple((float(x), float(y)) for x, y in points))
+        path = self._paths.get(key)
+        if path is not None:
+            return path
         path = QPainterPath()
         if shape == "ellipse":
-            a, b = self._widget(*points[0]), self._widget(*points[1])
-            path.addEllipse(QRectF(a, b).normalized())
+            (xa, ya), (xb, yb) = points
+            path.addEllipse(QRectF(QPointF(xa, ya), QPointF(xb, yb)).normalized())
         elif shape == "line":
-            path.moveTo(self._widget(*points[0]))
-            path.lineTo(self._widget(*points[1]))
+            path.moveTo(QPointF(*points[0]))
+            path.lineTo(QPointF(*points[1]))
         else:
-            path.addPolygon(QPolygonF([self._widget(x, y) for x, y in points]))
+            path.addPolygon(QPolygonF([QPointF(x, y) for x, y in points]))
             path.closeSubpath()
+        if len(self._paths) >= _PATH_CACHE:
+            self._paths.clear()
+        self._paths[key] = path
         return path
 
     def paint(self, painter: QPainter) -> None:
-        """Draw the stored shapes of this slice, the active one with handles, and a preview."""
+        """Draw the stored shapes of this slice, the active one with handles, and a preview.
+
+        Outlines are drawn in image coordinates through the painter's transform (one cached
+        path per shape, cosmetic pens keep their width in screen pixels); handles and labels
+        are placed in widget coordinates.
+        """
         active = self.key()
+        rect = self.pane.image_rect()
+        sx, sy = self.pane.scales()
+        to_widget = QTransform(sx, 0.0, 0.0, sy, rect.x(), rect.y())
+        painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        labels: list[tuple[QPointF, str, QColor]] = []
         for key, value in self.shapes():
             if self._mode is not None and key == active:
                 continue  # being edited: the preview stands in for it
             is_active = key == active
             colour = _ACTIVE if is_active else _OTHER
-            painter.setPen(QPen(colour, 2.0 if is_active else 1.4))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
+            pen = QPen(colour, 2.0 if is_active else 1.4)
+            pen.setCosmetic(True)
+            painter.setTransform(to_widget)
+            painter.setPen(pen)
             painter.drawPath(self._path(value["shape"], value["points"]))
+            painter.resetTransform()
             if is_active:
                 for hx, hy in measure_tools.handles(value["shape"], value["points"]):
-                    centre = self._widget(hx, hy)
+                    centre = to_widget.map(QPointF(hx, hy))
                     painter.drawRect(QRectF(centre.x() - 3, centre.y() - 3, 6, 6))
             question = self.questions[key.question_id]
-            name = question.roi or "ruler"
-            anchor = self._widget(*measure_tools.centre_of(value["points"]))
-            text = name
+            text = question.roi or "ruler"
             if value.get("length_mm") is not None:
                 text = f"{value['length_mm']:.1f} mm"
-            painter.drawText(anchor + QPointF(6, -6), text)
+            anchor = to_widget.map(QPointF(*measure_tools.centre_of(value["points"])))
+            labels.append((anchor + QPointF(6, -6), text, colour))
+        for anchor, text, colour in labels:
+            painter.setPen(colour)
+            painter.drawText(anchor, text)
         if self._mode is not None and self._points:
-            painter.setPen(QPen(_PREVIEW, 1.6, Qt.PenStyle.DashLine))
+            pen = QPen(_PREVIEW, 1.6, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            painter.setTransform(to_widget)
+            painter.setPen(pen)
             shape = self._shape
             if shape == "freehand" and self._mode == "draw":
-                painter.drawPolyline(QPolygonF([self._widget(x, y) for x, y in self._points]))
+                painter.drawPolyline(QPolygonF([QPointF(x, y) for x, y in self._points]))
             elif len(self._points) >= (3 if shape == "freehand" else 2):
                 painter.drawPath(self._path(shape, self._points))
+        painter.restore()
 
     # -- editing ------------------------------------------------------------------------------
     def _image_point(self, event: QMouseEvent) -> tuple[float, float]:
