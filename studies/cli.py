@@ -86,6 +86,9 @@ def validate(
     typer.echo(f"  arms:      {arms}")
     typer.echo(f"  readers:   {', '.join(r.id for r in p.readers)}")
     typer.echo(f"  findings:  {len(p.findings)}; questions: {len(p.questions)}")
+    if p.measurements:
+        shown = ", ".join(f"{m.id} ({m.kind})" for m in p.measurements)
+        typer.echo(f"  measured:  {shown}")
     typer.echo(f"  seed:      {p.seed}")
 
 
