@@ -433,7 +433,7 @@ def measurements_frame(store: Store, *, unblinded: bool = True) -> pd.DataFrame:
                         "session": row.session,
                         "measurement": name,
                         "value": value,
-                        "unit": m.units,
+                        "unit": m.unit,
                     }
                 )
     columns = MEASUREMENT_COLUMNS

@@ -627,20 +627,27 @@ class Measurement(_Model):
     """
 
     id: str
-    label: str
+    label: str = ""  # shown in the report's tables (the id when empty)
     kind: MeasurementKind
     roi: str
     roi_b: str | None = None
     background: str | None = None
     margin: float | None = None
     relative: bool = False
-    unit: str | None = None
+    unit: str = ""  # default by kind: mm2 (area), mm (distance), a.u. (mean, SD), "" (SNR, CNR)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_unit(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "unit" not in data:
+            # mean / SD are in the blinded image's stored units (each series rescaled by one rule)
+            units = {"area": "mm2", "distance": "mm", "mean": "a.u.", "sd": "a.u."}
+            return {**data, "unit": units.get(str(data.get("kind")), "")}
+        return data
 
     @model_validator(mode="after")
     def _valid(self) -> Measurement:
         _check_id(self.id, "id")
-        if not self.label.strip():
-            raise ProtocolRuleError("label", "needs a label (shown in the report's tables)")
         k = self.kind
         if k == "cnr" and self.roi_b is None:
             raise ProtocolRuleError("roi_b", "cnr needs 'roi_b' (the second tissue's ROI question)")
@@ -665,15 +672,6 @@ class Measurement(_Model):
                 f"(got {self.margin})",
             )
         return self
-
-    @property
-    def units(self) -> str:
-        """The unit shown in tables: the given one, else ``mm2`` (area), ``mm`` (distance), ``a.u.``
-        (mean, SD: the blinded image's units), "" (SNR, CNR)."""
-        if self.unit is not None:
-            return self.unit
-        # mean / SD are in the blinded image's stored units (each series rescaled by one rule)
-        return {"area": "mm2", "distance": "mm", "mean": "a.u.", "sd": "a.u."}.get(self.kind, "")
 
     @property
     def questions(self) -> list[str]:

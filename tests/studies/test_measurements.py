@@ -32,7 +32,7 @@ def test_the_measurement_protocols_load():
     assert [m.id for m in protocol.measurements] == ["snr_muscle", "cnr_muscle_fluid", "thickness"]
     assert protocol.question("roi_muscle").roi_shapes == ["ellipse", "freehand"]
     assert protocol.question("ruler").roi_shapes == ["line"]
-    assert protocol.measurements[2].units == "mm"
+    assert protocol.measurements[2].unit == "mm"
     assert parse_protocol(PAIRED_MEASUREMENTS).question("roi_muscle").mirror
 
 
