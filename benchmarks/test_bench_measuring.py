@@ -3,7 +3,9 @@ the measurement overlay (6 shapes on every slice: ellipses, 200-vertex freehand 
 rulers, 144 stored shapes in all), interleaved in blocks so the shared machine's load falls on
 both alike.
 
-Run: ``QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest benchmarks/test_bench_measuring.py -q -s``
+Run (prints the numbers; results in ``benchmarks/RESULTS.md``)::
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest benchmarks/test_bench_measuring.py -q -s
 """
 
 from __future__ import annotations
