@@ -149,3 +149,11 @@ def test_study_export_what_measurements_and_rois(db, clock, monkeypatch, capsys,
         clock,
     )
     assert code == 1 and "--unblinded applies only to" in err
+
+
+def test_study_validate_lists_the_measurements(tmp_path, monkeypatch, capsys, clock):
+    protocol = tmp_path / "m.toml"
+    protocol.write_text(SEQUENTIAL_MEASUREMENTS, encoding="utf-8")
+    code, stdout, err = run(["study", "validate", str(protocol)], monkeypatch, capsys, clock)
+    assert code == 0, err
+    assert "measured:  snr_muscle (snr), cnr_muscle_fluid (cnr), thickness (distance)" in stdout
