@@ -58,6 +58,7 @@ SHORTCUTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("E / F", "place an ellipse (ruler) / a freehand ROI at the centre"),
             ("Shift+arrows", "move it by one pixel"),
             (", / .", "make it smaller / larger"),
+            ("G", "go to the slice it is drawn on"),
             ("Del", "delete it"),
             ("middle-drag", "pan"),
         ),

@@ -56,7 +56,7 @@ _ARROWS = {
 #: The legend under the question list while a measurement question is current.
 MEASURE_LEGEND = (
     "Drag on the image to draw \u00b7 drag it to move, its corners to resize \u00b7 "
-    "E place \u00b7 Shift+arrows move \u00b7 , . size \u00b7 Del delete \u00b7 "
+    "E place \u00b7 Shift+arrows move \u00b7 , . size \u00b7 G its slice \u00b7 Del delete \u00b7 "
     "middle-drag pans"
 )
 _NEXT_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
@@ -283,6 +283,9 @@ class ReadingView(QWidget):
     def _current_row_changed(self, row: AnswerRow | None) -> None:
         """The legend of the highlighted question stays in view below the list; a measurement
         row makes the panes draw its shape."""
+        for other in self.panel.rows.values():
+            if other is not row and other.shape_buttons:
+                other.show_shape("")  # only the row being drawn shows its tool
         if row is not None and row.question.type in MEASUREMENT_TYPES:
             shapes = row.question.roi_shapes
             shape = self.state.measure_shape if self.state.measure_shape in shapes else shapes[0]
@@ -352,7 +355,7 @@ class ReadingView(QWidget):
 
     def _measure_key(self, key: int, mods: Qt.KeyboardModifier) -> bool:
         """E / F place a shape at the pane's centre, Shift+arrows move it, , and . size it,
-        Delete removes it (while a measurement question is current)."""
+        G goes to its slice, Delete removes it (while a measurement question is current)."""
         pane = self._measure_pane()
         if pane is None or pane.roi is None or self.state.read_only:
             return False
@@ -374,6 +377,12 @@ class ReadingView(QWidget):
                 shape = question.roi_shapes[0]
             points = measure_tools.default_shape(shape, cols, rows, pane.centre_point())
             geometry = (shape, points)
+        elif key == Qt.Key.Key_G and not shift:
+            value = self.state.answers.get(answer_key)
+            if not isinstance(value, dict) or value.get("series") != pane.series_label:
+                return False
+            pane.view.set_slice(int(value["slice"]))  # go to the slice the shape is on
+            return True
         elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
             if self.state.answers.get(answer_key) is None:
                 return False

@@ -182,6 +182,10 @@ def test_place_move_size_and_delete_by_keyboard(templates, tmp_path, workstation
     check_roi_values(grown, files_of(ws))
     press(Qt.Key.Key_F)  # background is ellipse only: F is not a shape here
     assert stored(ws, key)["shape"] == "ellipse"
+    press(Qt.Key.Key_Down)  # arrows still scroll; the shape stays on its slice
+    assert ws.state.view.slice_index == slice_before + 1 and pane.roi.shapes() == []
+    press(Qt.Key.Key_G)  # back to the slice it is drawn on
+    assert ws.state.view.slice_index == slice_before and pane.roi.shapes()
     press(Qt.Key.Key_Delete)
     assert stored(ws, key) is None
     press(Qt.Key.Key_Down)  # without a question being measured, arrows still scroll
