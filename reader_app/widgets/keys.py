@@ -52,13 +52,14 @@ SHORTCUTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
-        "Measuring (ROI / ruler question highlighted)",
-        (
-            ("drag", "draw the shape; drag it to move, its corners to resize"),
-            ("E / F", "place an ellipse (ruler) / a freehand ROI at the centre"),
-            ("Shift+arrows", "move it by one pixel"),
-            (", / .", "make it smaller / larger"),
-            ("G", "go to the slice it is drawn on"),
+        "Measuring",
+        (  # one line each: the overlay sizes its rows before wrapping
+            ("drag", "draw the ROI / ruler"),
+            ("drag the shape", "move (a corner: size)"),
+            ("E / F", "ellipse / freehand"),
+            ("Shift+arrows", "move by one pixel"),
+            (", / .", "smaller / larger"),
+            ("G", "go to its slice"),
             ("Del", "delete it"),
             ("middle-drag", "pan"),
         ),

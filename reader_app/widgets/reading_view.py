@@ -193,7 +193,7 @@ class ReadingView(QWidget):
         layout.addWidget(self.panes, 1)
         layout.addWidget(side)
 
-        self.overlay = ShortcutOverlay(self)
+        self.overlay = ShortcutOverlay(self, measuring=bool(drawn))
         self.keys_button.clicked.connect(self.overlay.toggle)
         self.reason_prompt = ReasonPrompt(self)
         controller.reason_provider = lambda _view: self.reason_prompt.ask()

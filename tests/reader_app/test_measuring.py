@@ -155,9 +155,15 @@ def test_draw_move_reshape_and_delete_an_ellipse_with_the_mouse(
     assert "Not drawn" in row.readout.text()
 
 
-def test_place_move_size_and_delete_by_keyboard(templates, tmp_path, workstation, qtbot):
+def test_place_move_size_and_delete_by_keyboard(
+    templates, tmp_path, workstation, qtbot, artifacts_dir
+):
     ws = workstation(fresh(templates, "sequential", tmp_path))
     open_first_case(ws)
+    ws.reading.overlay.toggle()  # the ? overlay lists the measuring keys
+    assert ws.reading.overlay.isVisible()
+    ws.window.grab().save(str(_mkdir(artifacts_dir / "measuring") / "keys-overlay.png"))
+    ws.reading.overlay.toggle()
     select(ws, "roi_background")
     pane = ws.reading.panes.panes[0]
     key = AnswerKey("roi_background")
