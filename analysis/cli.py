@@ -191,6 +191,7 @@ def interchangeability_command(
 
 @analyze_app.command("report")
 def report_command(
+    ctx: typer.Context,
     db: str | None = typer.Option(
         None, "--db", help="Study database (SQLite file or postgresql+psycopg:// URL)."
     ),
@@ -228,7 +229,9 @@ def report_command(
         inputs_from_db,
         measurements_from_csv,
         measurements_from_db,
+        study_record_from_db,
     )
+    from studies.cli import command_clock
 
     if (db is None) == (answers is None):
         raise AnalysisError("give either --db STUDY or --answers ANSWERS.csv --protocol TOML")
@@ -240,8 +243,10 @@ def report_command(
         frame, proto, truth_frame = inputs_from_db(db)
         assignments = assignments_from_db(db)
         measured = measurements_from_db(db)
+        record = study_record_from_db(db, clock=command_clock(ctx))
     else:
         assignments = None
+        record = None
         if protocol is None:
             raise AnalysisError("--answers needs --protocol PROTOCOL.toml")
         assert answers is not None
@@ -265,6 +270,7 @@ def report_command(
             simulated_note=simulated_note,
             assignments=assignments,
             measurements=measured,
+            study_record=record,
             progress=progress,
         )
     typer.echo(f"{out / 'report.html'}: report of {results['study']['title']!r}")

@@ -13,9 +13,10 @@ working correlation, robust sandwich SE; :func:`gee_independence`, checked again
 - *quality*: the image-quality scores (questions pooled, question as a covariate); Gaussian.
 
 Covariates (each in its own model, they are collinear): ``position`` (per 10 positions),
-``session`` (per session), ``elapsed`` (hours since the reader's first answer in that session)
-and ``active`` (reading time, per doubling: log2 seconds). The p-values of all models are
-Holm-adjusted together; an order effect is *detected* when an adjusted p is below 0.05.
+``session`` (per session), ``elapsed`` (hours since the reader's first answer in that session;
+only when some session lasted at least ten minutes) and ``active`` (reading time, per doubling:
+log2 seconds). The p-values of all models are Holm-adjusted together; an order effect is
+*detected* when an adjusted p is below 0.05.
 """
 
 from __future__ import annotations
@@ -103,7 +104,11 @@ def read_table(
                 "min"
             )
             start = times.groupby([frame["reader"], frame["session"]]).transform("min")
-            frame["elapsed"] = (read_time - start).dt.total_seconds() / 3600.0
+            elapsed = (read_time - start).dt.total_seconds()
+            # sessions of a few minutes (scripted reads): a per-hour slope would be an
+            # extrapolation that position already covers, so time is left out
+            if elapsed.max() >= MIN_SESSION_SPAN_S:
+                frame["elapsed"] = elapsed / 3600.0
     if "active_ms" in frame.columns:
         active = pd.to_numeric(frame["active_ms"], errors="coerce")
         if active.notna().all() and (active > 0).all():
@@ -190,6 +195,9 @@ def order_effects(
         )
     ]
 
+
+#: Time into the session is a covariate only when some session spans at least this long.
+MIN_SESSION_SPAN_S = 600.0
 
 _SCALES = {"position": 10.0, "session": 1.0, "elapsed": 1.0, "active": 1.0}
 

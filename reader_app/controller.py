@@ -29,8 +29,16 @@ from reader_app.signals import emit
 from reader_app.state import ReadingState
 from reader_app.training import TrainingFeedback, training_feedback
 from reader_app.writer import StoreWriter
-from studies.api import AnswerKey, AnswerValue, AssignmentView, ReaderInfo, SessionInfo
+from studies.api import (
+    AnswerKey,
+    AnswerRecord,
+    AnswerValue,
+    AssignmentView,
+    ReaderInfo,
+    SessionInfo,
+)
 from studies.errors import StudyError
+from studies.protocol import MEASUREMENT_TYPES
 from studies.review import review_refusal
 from studies.store import format_key, validate_value
 
@@ -126,7 +134,7 @@ class ReadingController(QObject):
         self._idle = False
         self._focused = True
         self._slots: list[AnswerSlot] = []
-        self._slots_sides = -1
+        self._slots_sides: tuple[int, tuple[str, ...]] = (-1, ())
         self._pending_images: str | None = None
         self._loading_images = False
         self._signed_in: set[str] = set()  # readers who gave their passphrase this session
@@ -359,11 +367,13 @@ class ReadingController(QObject):
 
     # -- answers ------------------------------------------------------------------------------
     def answer_slots(self) -> list[AnswerSlot]:
-        """The answer slots of the current case's layout (one or two sides)."""
-        n_sides = len(self.state.assignment.sides) if self.state.assignment else 1
-        if n_sides != self._slots_sides:
-            self._slots = answer_slots(self.protocol, n_sides)
-            self._slots_sides = n_sides
+        """The answer slots of the current case's layout (one or two sides, its series)."""
+        view = self.state.assignment
+        n_sides = len(view.sides) if view else 1
+        labels = view.sides[0].labels if view else ()
+        if (n_sides, labels) != self._slots_sides:
+            self._slots = answer_slots(self.protocol, n_sides, labels)
+            self._slots_sides = (n_sides, labels)
         return self._slots
 
     def set_answer(self, key: AnswerKey, value: AnswerValue) -> bool:
@@ -390,6 +400,15 @@ class ReadingController(QObject):
             self.state.set_message(str(exc))
             return False
         before = self.state.answers.get(key)
+        drawn = question.type in MEASUREMENT_TYPES
+        geometry = ("series", "slice", "shape", "points")
+        if (
+            drawn
+            and isinstance(before, dict)
+            and isinstance(normalised, dict)
+            and all(before.get(k) == normalised[k] for k in geometry)
+        ):
+            return True  # the same shape (the stored one carries its values too)
         if before == normalised and isinstance(before, bool) == isinstance(normalised, bool):
             return True
         reason = None
@@ -403,7 +422,10 @@ class ReadingController(QObject):
         self._latest[key] = token
         aid = view.assignment_id
         self.state.set_answer(key, normalised, pending=True)
-        if before is not None:
+        if drawn:
+            what = "deleted" if normalised is None else "drawn"
+            self.state.set_message(f"{self._slot_label(key)} {what}", "info")
+        elif before is not None:
             self.state.set_message(
                 f"Changed {self._slot_label(key)}: {self._shown(key, before)} \u2192 "
                 f"{self._shown(key, normalised)}",
@@ -412,10 +434,14 @@ class ReadingController(QObject):
         else:
             self.state.set_message("")
 
-        def saved(_record: object) -> None:
+        def saved(record: object) -> None:
+            # A drawn answer comes back with what the store measured on the image.
+            stored = record.value if isinstance(record, AnswerRecord) else normalised
             if self._is_open(aid):
-                self._saved[key] = normalised
+                self._saved[key] = stored
                 if self._latest.get(key) == token:
+                    if stored != normalised:
+                        self.state.set_answer(key, stored)
                     self.state.mark_saved(key)
 
         def failed(exc: BaseException) -> None:
@@ -432,6 +458,23 @@ class ReadingController(QObject):
             saved,
             failed,
         )
+        return True
+
+    def set_measurement(self, key: AnswerKey, geometry: dict[str, object] | None) -> bool:
+        """Record a drawn ROI / ruler (None deletes it), like any answer; the store adds what it
+        measures. In the paired design a question with ``mirror = true`` gets the same geometry
+        on the other side too (the same image coordinates, measured on that side's image)."""
+        if not self.set_answer(key, geometry):
+            return False
+        question = self.protocol.question(key.question_id)
+        if question.mirror and key.side is not None:
+            other = AnswerKey(
+                key.question_id, key.finding_id, "right" if key.side == "left" else "left"
+            )
+            if not self.set_answer(other, geometry):
+                return False
+            what = "deleted" if geometry is None else "drawn"
+            self.state.set_message(f"{question.text} {what} on both images", "info")
         return True
 
     def _reason(self, view: AssignmentView) -> str | None:

@@ -3,7 +3,7 @@ required answers still missing. Pure Python (no Qt), shared by the question pane
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,15 +25,28 @@ class AnswerSlot:
     label: str  # the finding's label or the side's label, "" for per-case questions
 
 
-def answer_slots(protocol: Protocol, n_sides: int) -> list[AnswerSlot]:
+def answer_slots(protocol: Protocol, n_sides: int, series: Sequence[str] = ()) -> list[AnswerSlot]:
     """Every answer slot of a case, in protocol order (the store's keys, same order).
 
     Per-finding questions get one slot per finding; per-side questions one slot per side and
-    preference questions one slot, both only when two images are shown.
+    preference questions one slot, both only when two images are shown; a per-series
+    measurement question one slot per series in ``series`` (the case's labels; per side too
+    when it is asked per side).
     """
     slots: list[AnswerSlot] = []
     finding_labels = {f.id: f.label for f in protocol.findings}
     for question in protocol.questions:
+        if question.per == "series" and question.type in ("roi", "distance"):
+            sides: tuple[Side | None, ...] = (None,)
+            if question.scope == "side":
+                if n_sides < 2:
+                    continue
+                sides = SIDES
+            for label in series:
+                for side in sides:
+                    text = label if side is None else f"{label}, {SIDE_LABELS[side].lower()}"
+                    slots.append(AnswerSlot(AnswerKey(question.id, label, side), question, text))
+            continue
         if question.scope == "finding":
             for finding_id in protocol.question_findings(question):
                 key = AnswerKey(question.id, finding_id=finding_id)

@@ -137,6 +137,7 @@ class ReadingState(QObject):
     readout_changed = Signal(bool)  # window/level readout shown or hidden
     start_changed = Signal(bool)  # the start screen (instructions) shown or left
     finished_changed = Signal(object)  # int | None: the session just finished
+    measure_changed = Signal()  # the measurement being drawn (question, shape) changed
 
     def __init__(self, parent: QObject | None = None, n_cells: int = 1) -> None:
         super().__init__(parent)
@@ -157,6 +158,9 @@ class ReadingState(QObject):
         self.show_readout = False
         self.show_start = False
         self.finished_session: int | None = None
+        #: The roi / distance answer the panes draw (the current question row's), or None.
+        self.measure_key: AnswerKey | None = None
+        self.measure_shape = "ellipse"
 
     # -- views ----------------------------------------------------------------------------------
     @property
@@ -314,6 +318,15 @@ class ReadingState(QObject):
             self.pending.discard(key)
             emit(self.saving_changed)
             emit(self.answer_changed, key, self.answers.get(key))
+
+    # -- measuring --------------------------------------------------------------------------------
+    def set_measuring(self, key: AnswerKey | None, shape: str | None = None) -> None:
+        """Draw ``key``'s shape on the panes (None: the panes pan and window as usual)."""
+        shape = shape or self.measure_shape
+        if (key, shape) != (self.measure_key, self.measure_shape):
+            self.measure_key = key
+            self.measure_shape = shape
+            emit(self.measure_changed)
 
     def set_message(self, message: str, kind: str = "warning") -> None:
         """Show a one-line message to the reader ("" clears it); ``kind`` info or warning."""

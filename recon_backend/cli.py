@@ -29,7 +29,15 @@ def register(app: typer.Typer) -> None:
         ),
         device: str = typer.Option("auto", "--device", help="auto, cuda, mps or cpu."),
         batch_size: int | None = typer.Option(
-            None, "--batch-size", help="Slices per batch (default: fit the memory budget)."
+            None,
+            "--batch-size",
+            help="Slices per batch (default: measured per device, within the memory budget).",
+        ),
+        precision: str = typer.Option(
+            "fp32",
+            "--precision",
+            help="Networks' arithmetic: fp32 (default; GPU matches CPU), tf32 or amp. "
+            "FFTs stay complex64.",
         ),
     ) -> None:
         from rich.progress import (
@@ -70,6 +78,7 @@ def register(app: typer.Typer) -> None:
                 mask_type=mask,
                 device=device,
                 batch_size=batch_size,
+                precision=precision,
                 progress=progress,
             )
         for entry in entries:

@@ -50,19 +50,89 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an out-of-memory failure of torch (any device) or of the process."""
-    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
+#: torch's out-of-memory exception (``torch.OutOfMemoryError`` from 2.5 on; the CUDA one
+#: before), raised by the CUDA and the CPU allocators alike.
+TORCH_OUT_OF_MEMORY: type[BaseException] = getattr(
+    torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError
+)
+
+
+def is_out_of_memory(exc: BaseException, device: torch.device | None = None) -> bool:
+    """Whether ``exc`` is an out-of-memory failure: torch's own exception type or Python's
+    ``MemoryError``; on Apple MPS, whose allocator raises a plain RuntimeError, its message."""
+    if isinstance(exc, MemoryError | TORCH_OUT_OF_MEMORY | torch.cuda.OutOfMemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    return (
+        device is not None
+        and device.type == "mps"
+        and isinstance(exc, RuntimeError)
+        and "MPS backend out of memory" in str(exc)
+    )
 
 
 def free_cached_memory(device: torch.device) -> None:
-    """Give cached allocator blocks back after an out-of-memory failure."""
+    """Give cached allocator blocks back after an out-of-memory failure.
+
+    Call it only after the failed batch's tensors are gone (outside the ``except`` block, whose
+    traceback keeps the failed frames and their tensors alive).
+    """
+    import gc
+
+    gc.collect()
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
     elif device.type == "mps":
         torch.mps.empty_cache()
+
+
+#: Numerical precision policies for the networks (``--precision``). FFTs and data consistency
+#: stay complex64 in every policy.
+PRECISION_POLICIES = ("fp32", "tf32", "amp")
+
+
+@contextlib.contextmanager
+def precision_policy(device: torch.device, policy: str = "fp32") -> Iterator[dict[str, Any]]:
+    """Apply a precision policy while reconstructing and describe it for the provenance.
+
+    ``fp32`` (default): TF32 off for matrix products and cuDNN convolutions, no autocast, so a
+    GPU matches the CPU to float32 rounding. ``tf32``: TF32 allowed (NVIDIA Ampere and later;
+    faster convolutions, about 1e-3 relative error). ``amp``: autocast of the U-Nets to float16
+    on CUDA (bfloat16 on the CPU); the models cast back to float32 before every FFT. The
+    global flags are restored afterwards.
+
+    Yields
+    ------
+    dict
+        ``policy``, ``tf32_matmul``, ``tf32_cudnn``, ``autocast_dtype`` (``None`` or a dtype
+        name): what was in force.
+    """
+    if policy not in PRECISION_POLICIES:
+        raise ReconError(
+            f"--precision: {policy!r}, expected one of {', '.join(PRECISION_POLICIES)}"
+        )
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    tf32 = policy == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    autocast_dtype: torch.dtype | None = None
+    if policy == "amp":
+        autocast_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    record = {
+        "policy": policy,
+        "tf32_matmul": tf32 and device.type == "cuda",
+        "tf32_cudnn": tf32 and device.type == "cuda",
+        "autocast_dtype": str(autocast_dtype).replace("torch.", "") if autocast_dtype else None,
+        "fft_dtype": "complex64",
+    }
+    try:
+        if autocast_dtype is not None:
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype):
+                yield record
+        else:
+            yield record
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 #: glibc ``mallopt`` parameter number of ``M_MMAP_THRESHOLD``.

@@ -19,14 +19,18 @@ from typing import Any
 from recon_backend.errors import ReconError
 
 MANIFEST_NAME = "manifest.json"
-#: The keys of every manifest entry, in order.
+#: The keys of every manifest entry, in order. ``acquisition`` is what the reader did with the
+#: raw file for this series (format, series counters, calibration lines, prewhitening,
+#: averages, orientation, crop/resampling, intensity scale of the stored pixels).
 ENTRY_KEYS = (
     "input",
     "input_sha256",
     "method",
     "series_dir",
     "series_instance_uid",
+    "series_number",
     "n_slices",
+    "acquisition",
     "provenance",
     "metrics",
 )

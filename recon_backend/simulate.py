@@ -330,7 +330,11 @@ def smooth_phase(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray
 
 
 def simulate_kspace(
-    images: np.ndarray, n_coils: int, rng: np.random.Generator, noise_std: float = NOISE_STD
+    images: np.ndarray,
+    n_coils: int,
+    rng: np.random.Generator,
+    noise_std: float = NOISE_STD,
+    oversampling: int = 2,
 ) -> np.ndarray:
     """Multi-coil k-space of magnitude images in fastMRI's layout.
 
@@ -349,20 +353,25 @@ def simulate_kspace(
     noise_std
         Standard deviation of the real and of the imaginary part of the white noise added to
         each k-space sample (under the orthonormal FFT this is also the per-pixel image noise).
+    oversampling
+        Read-out oversampling: 2 (the grid is ``2H`` tall, as fastMRI's) or 1 (no margin).
 
     Returns
     -------
     numpy.ndarray
-        complex64 ``(slices, n_coils, 2H, W)``.
+        complex64 ``(slices, n_coils, oversampling * H, W)``.
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3:
         raise ValueError(f"images must be (slices, H, W), got shape {images.shape}")
+    if oversampling not in (1, 2):
+        raise ValueError(f"oversampling must be 1 or 2, got {oversampling}")
     n_slices, h, w = images.shape
-    full = (2 * h, w)
+    full = (oversampling * h, w)
     maps = coil_sensitivities(n_coils, full, rng)
     padded = np.zeros((n_slices, *full), dtype=np.complex64)
-    padded[:, h // 2 : h // 2 + h] = images
+    top = (full[0] - h) // 2
+    padded[:, top : top + h] = images
     for s in range(n_slices):
         padded[s] *= np.exp(1j * smooth_phase(full, rng)).astype(np.complex64)
     coil_images = torch.from_numpy(padded[:, None] * maps[None])

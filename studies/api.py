@@ -6,7 +6,11 @@ on disk and survives a killed process.
 
 Answer values by question type: ``likert`` -> int (1..points); ``choice`` -> str (option value);
 ``multi`` -> list[str]; ``boolean`` -> bool; ``number`` -> float; ``text`` -> str;
-``preference`` -> "left" | "equal" | "right" as given by the reader (the store maps it to an arm).
+``preference`` -> "left" | "equal" | "right" as given by the reader (the store maps it to an arm);
+``roi`` / ``distance`` -> a dict: the geometry the reader drew, ``{"series": label, "slice": index
+(0-based), "shape": "ellipse" | "freehand" | "line", "points": [[x, y], ...]}`` in image pixel
+coordinates (see ``studies.roi_stats``), to which the store adds what it measured on the blinded
+image (``series_id``, ``mean``, ``sd``, ``area_mm2``, ``n_pixels``, ``length_mm``); None deletes it.
 An answer is addressed by ``AnswerKey(question_id, finding_id, side)``: ``finding_id`` is set for
 per-finding questions, ``side`` ("left"/"right") for per-side questions in the paired design.
 """
@@ -16,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Side = Literal["left", "right"]
-AnswerValue = int | float | bool | str | list[str] | None
+AnswerValue = int | float | bool | str | list[str] | dict[str, Any] | None
 
 #: Event kinds the viewer records; active reading time is derived from them.
 EVENT_KINDS = (

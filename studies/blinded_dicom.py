@@ -6,7 +6,10 @@ deep-learning pipeline or a PACS put there, private tags, sequences and file met
 simply never copied. Every arm gets the same encoding:
 
 * file meta written fresh: MR Image Storage, explicit VR little endian, blindreader's own
-  implementation class UID and version name, no source application entity title;
+  implementation class UID and version name, no source application entity title; where an arm
+  of a case's series has no orientation or position (a reconstruction of a fastMRI file), every
+  arm of that series is Secondary Capture Image Storage (modality MR) without Image Plane and
+  Frame of Reference: no orientation is invented and the SOP class names no arm;
 * patient, study and series identity: the opaque ids given by the caller (one identity per arm
   of a case, so the headers do not link the arms of a case or two cases of one subject), new
   UIDs, neutral descriptions, empty type 2 attributes;
@@ -44,7 +47,7 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, ExplicitVRLittleEndian, MRImageStorage
+from pydicom.uid import UID, ExplicitVRLittleEndian, MRImageStorage, SecondaryCaptureImageStorage
 
 from studies.dicom_series import MAX_MATRIX
 from studies.errors import StudyError
@@ -144,6 +147,7 @@ class BlindedWrite:
     headers: tuple[Dataset, ...]
     volume: np.ndarray
     grey_levels: int
+    digests: tuple[str, ...]  # sha256 of each file, as written
 
 
 SourceInspector = Callable[[Path, Dataset], None]
@@ -313,13 +317,19 @@ def series_template(
     series_uid: str,
     shape: tuple[int, int],
     window: tuple[float, float],
+    oriented: bool = True,
 ) -> Dataset:
     """Everything a blinded file of one series holds that is the same in every slice: the
     allow-list's constant part (see the module docstring). :func:`blinded_dataset` adds the rest.
+
+    ``oriented`` False (some arm of the case's series has no ImageOrientationPatient or
+    ImagePositionPatient): Secondary Capture Image Storage, which has no Image Plane or Frame
+    of Reference module, for every arm of that series alike, so that the SOP class says nothing
+    about the arm and no orientation is invented.
     """
     ds = Dataset()
     # SOP common
-    ds.SOPClassUID = MRImageStorage
+    ds.SOPClassUID = MRImageStorage if oriented else SecondaryCaptureImageStorage
     # patient (opaque), and the PS3.15 record
     ds.PatientName = identity.patient_id
     ds.PatientID = identity.patient_id
@@ -345,17 +355,24 @@ def series_template(
     ds.ClinicalTrialCoordinatingCenterName = ""
     ds.ClinicalTrialSeriesID = identity.series_id
     # frame of reference, general equipment (type 2: present, empty)
-    ds.PositionReferenceIndicator = ""
+    if oriented:
+        ds.PositionReferenceIndicator = ""
+    else:  # SC equipment: a workstation made it
+        ds.ConversionType = "WSD"
+        ds.BurnedInAnnotation = "NO"
     ds.Manufacturer = ""
     # MR image: acquisition details are not carried (they differ between protocols of the arms)
     ds.ImageType = list(IMAGE_TYPE)
-    ds.ScanningSequence = "RM"  # research mode
-    ds.SequenceVariant = "NONE"
-    ds.ScanOptions = ""
-    ds.MRAcquisitionType = ""
-    ds.RepetitionTime = ""
-    ds.EchoTime = ""
-    ds.EchoTrainLength = ""
+    if oriented:
+        ds.ScanningSequence = "RM"  # research mode
+        ds.SequenceVariant = "NONE"
+        ds.ScanOptions = ""
+        ds.MRAcquisitionType = ""
+        ds.RepetitionTime = ""
+        ds.EchoTime = ""
+        ds.EchoTrainLength = ""
+    else:  # general image: the patient orientation of the edges is unknown
+        ds.PatientOrientation = ""
     # image pixel: one encoding for every arm
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
@@ -383,7 +400,8 @@ def blinded_dataset(
     ``source``, and only as numbers."""
     sop_uid = new_uid()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPClassUID = template.SOPClassUID
+    oriented = template.SOPClassUID == MRImageStorage
     meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
@@ -393,10 +411,11 @@ def blinded_dataset(
     ds.SOPInstanceUID = sop_uid
     # one new frame-of-reference UID per source frame of reference within the exam
     source_frame = str(getattr(source, "FrameOfReferenceUID", "") or "")
-    ds.FrameOfReferenceUID = new_uid(frame_salt, source_frame)
+    if oriented:
+        ds.FrameOfReferenceUID = new_uid(frame_salt, source_frame)
     ds.InstanceNumber = instance_number
-    orientation = _floats(source, "ImageOrientationPatient", 6)
-    position = _floats(source, "ImagePositionPatient", 3)
+    orientation = _floats(source, "ImageOrientationPatient", 6) if oriented else None
+    position = _floats(source, "ImagePositionPatient", 3) if oriented else None
     spacing = _floats(source, "PixelSpacing", 2)
     thickness = _floats(source, "SliceThickness", 1)
     if orientation is not None:
@@ -523,6 +542,7 @@ def write_blinded_series(
     out_dir: Path,
     identity: BlindedIdentity,
     *,
+    oriented: bool = True,
     inspect_source: SourceInspector | None = None,
 ) -> BlindedWrite:
     """Decode a source series and write its blinded copy as ``0001.dcm``, ``0002.dcm``, ...
@@ -536,6 +556,9 @@ def write_blinded_series(
         files are written in place).
     identity
         The opaque identity to write.
+    oriented
+        Write orientation and position (MR Image Storage); False: Secondary Capture without
+        them (see :func:`series_template`).
     inspect_source
         Called with each source file's path and full dataset before it is dropped (the leak
         scan reads the source headers this way, without reading the files twice).
@@ -573,9 +596,10 @@ def write_blinded_series(
     series_uid = new_uid()
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    digests: list[str] = []
     headers: list[Dataset] = []
     template = series_template(
-        identity, series_uid=series_uid, shape=volume.shape[1:], window=window
+        identity, series_uid=series_uid, shape=volume.shape[1:], window=window, oriented=oriented
     )
     encoder = SeriesEncoder(template)
     for index, source in enumerate(sources, start=1):
@@ -587,8 +611,10 @@ def write_blinded_series(
             pixels=volume[index - 1],
         )
         target = out_dir / f"{index:04d}.dcm"
+        data = encoder.encode(ds)
+        digests.append(hashlib.sha256(data).hexdigest())
         try:
-            target.write_bytes(encoder.encode(ds))
+            target.write_bytes(data)
         except Exception as exc:
             raise StudyError(
                 f"{target}: cannot write the blinded copy ({_one_line(exc)})"
@@ -597,7 +623,7 @@ def write_blinded_series(
         ds.filename = str(target)
         written.append(target)
         headers.append(ds)
-    return BlindedWrite(tuple(written), tuple(headers), volume, grey_levels(volume))
+    return BlindedWrite(tuple(written), tuple(headers), volume, grey_levels(volume), tuple(digests))
 
 
 def grey_levels(volume: np.ndarray) -> int:

@@ -46,6 +46,8 @@ class BlindingJob:
     out_dir: Path
     identity: BlindedIdentity
     terms: tuple[Term, ...]
+    # False: some arm of this case's series has no orientation, so none is written for any arm
+    oriented: bool = True
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -65,6 +67,7 @@ class BlindedResult:
     source_hits: tuple[Hit, ...]
     grey_levels: int
     features: dict[str, float]
+    digests: tuple[str, ...]  # sha256 of each written file
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -87,7 +90,9 @@ def blind_job(job: BlindingJob) -> BlindedResult:
     def inspect(path: Path, ds: Dataset) -> None:
         hits.extend((str(path), *hit) for hit in scanner.scan(ds))
 
-    written = write_blinded_series(job.files, job.out_dir, job.identity, inspect_source=inspect)
+    written = write_blinded_series(
+        job.files, job.out_dir, job.identity, oriented=job.oriented, inspect_source=inspect
+    )
     return BlindedResult(
         case_id=job.case_id,
         arm=job.arm,
@@ -97,6 +102,7 @@ def blind_job(job: BlindingJob) -> BlindedResult:
         source_hits=tuple(hits),
         grey_levels=written.grey_levels,
         features=series_features(written.volume),
+        digests=written.digests,
     )
 
 

@@ -34,6 +34,9 @@ class ExportWhat(StrEnum):
     mrmc = "mrmc"
     mrmcaov = "mrmcaov"
     imrmc = "imrmc"
+    measurements = "measurements"
+    rois = "rois"
+    sr = "sr"
 
 
 DbOption = Annotated[
@@ -83,6 +86,9 @@ def validate(
     typer.echo(f"  arms:      {arms}")
     typer.echo(f"  readers:   {', '.join(r.id for r in p.readers)}")
     typer.echo(f"  findings:  {len(p.findings)}; questions: {len(p.questions)}")
+    if p.measurements:
+        shown = ", ".join(f"{m.id} ({m.kind})" for m in p.measurements)
+        typer.echo(f"  measured:  {shown}")
     typer.echo(f"  seed:      {p.seed}")
 
 
@@ -234,9 +240,12 @@ def export(
     ctx: typer.Context,
     db: DbOption,
     what: Annotated[ExportWhat, typer.Option("--what", help="Which table to write.")],
-    out: Annotated[Path, typer.Option("--out", help="The CSV file to write.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="The CSV file to write (for --what sr: a folder).")
+    ],
     unblinded: Annotated[
-        bool, typer.Option("--unblinded", help="Answers with case ids and arms.")
+        bool,
+        typer.Option("--unblinded", help="Answers, measurements or ROIs with case ids and arms."),
     ] = False,
     finding: Annotated[
         str | None,
@@ -244,15 +253,25 @@ def export(
     ] = None,
     key: KeyOption = None,
 ) -> None:
-    """Write answers (tidy, blinded by default), assignments, the key, events or MRMC input."""
+    """Write answers (tidy, blinded by default), assignments, the key, events, MRMC input,
+    measurements (SNR, CNR, ... per read), ROIs (geometry and values) or DICOM SR measurement
+    reports (TID 1500, one per reader and case; unblinded: they reference the real series)."""
     from studies.export import export as write_export
     from studies.store import Store
 
     mrmc_like = (ExportWhat.mrmc, ExportWhat.mrmcaov, ExportWhat.imrmc)
     if finding is not None and what not in mrmc_like:
         raise StudyError("--finding applies only to --what mrmc, mrmcaov or imrmc")
-    if unblinded and what is not ExportWhat.answers:
-        raise StudyError("--unblinded applies only to --what answers")
+    blindable = (ExportWhat.answers, ExportWhat.measurements, ExportWhat.rois)
+    if unblinded and what not in blindable:
+        raise StudyError("--unblinded applies only to --what answers, measurements or rois")
+    if what is ExportWhat.sr:
+        from studies.sr import export_sr
+
+        with Store.open(db, clock=command_clock(ctx), key_file=key) as store:
+            written = export_sr(store, out)
+        typer.echo(f"{out}: {len(written)} SR files (unblinded: they reference the real series)")
+        return
     with Store.open(db, clock=command_clock(ctx), key_file=key) as store:
         n = write_export(store, what.value, out, unblinded=unblinded, finding=finding)
     typer.echo(f"{out}: {n} rows ({what.value}{', unblinded' if unblinded else ''})")
@@ -287,13 +306,21 @@ def verify(
             help="A package folder, manifest.json or report results.json whose anchor to check.",
         ),
     ] = None,
+    skip_images: Annotated[
+        bool,
+        typer.Option(
+            "--skip-images",
+            help="Do not read the image files (their checksums are checked by default).",
+        ),
+    ] = False,
 ) -> None:
-    """Check the whole study record, the event chain and the answer history; name every change."""
+    """Check the whole study record, the event chain, the answer history and the blinded image
+    files; name every change."""
     from studies.store import Store
 
     anchors = _read_anchors(list(anchor or []))
     with Store.open(db, clock=command_clock(ctx), key_file=key) as store:
-        report = store.verify(anchors)
+        report = store.verify(anchors, images=not skip_images)
         for note in report.notes:
             typer.echo(f"note: {note}", err=True)
         if not report.ok:
@@ -314,8 +341,11 @@ def verify(
             (report.n_events, "event"),
             (report.n_revisions, "answer revision"),
             (record.n_anchors, "anchor"),
+            (report.n_image_files, "image file"),
         )
     )
+    if skip_images:
+        counts += "; image files not read (--skip-images)"
     typer.echo(f"{db}: intact ({counts}; checked {how})")
 
 

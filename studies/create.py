@@ -50,6 +50,7 @@ from studies.distinguishability import (
     event_payload,
 )
 from studies.errors import StudyError
+from studies.image_digests import file_digests
 from studies.leak_scan import (
     Leak,
     Term,
@@ -280,7 +281,12 @@ def _create(
         by_key = {r.key: r for r in results}
         job_of = {j.key: j for j in jobs}
         copies = {
-            key: SeriesCopy(job.identity.series_id, job.identity.series_id, len(job.files))
+            key: SeriesCopy(
+                job.identity.series_id,
+                job.identity.series_id,
+                len(job.files),
+                file_digests([f.name for f in by_key[key].files], by_key[key].digests),
+            )
             for key, job in job_of.items()
         }
 
@@ -428,6 +434,11 @@ def _plan_jobs(
     subject_ids: dict[str, str] = {}
     exams: dict[tuple[str, str], tuple[str, str, str]] = {}
     jobs: list[BlindingJob] = []
+    # one SOP class for every arm of a case's series: orientation only when every arm has it
+    unit_oriented: dict[tuple[str, str], bool] = {}
+    for row in rows:
+        unit = (row.case_id, row.series)
+        unit_oriented[unit] = unit_oriented.get(unit, True) and infos[row.key].oriented
     for row in rows:
         if row.subject_id not in subject_ids:
             subject_ids[row.subject_id] = opaque_id("p", taken)
@@ -446,6 +457,7 @@ def _plan_jobs(
                 out_dir=tmp_images / sid,
                 identity=BlindedIdentity(patient_id, study_uid, sid, salt),
                 terms=terms,
+                oriented=unit_oriented[(row.case_id, row.series)],
             )
         )
     # Not the seeded generator on purpose: knowing the seed must not reveal the arms.

@@ -49,6 +49,15 @@ class SeriesInfo:
     study_instance_uid: str
     manufacturer: str
     burned_in: str = ""
+    oriented: bool = True  # every file has ImageOrientationPatient and ImagePositionPatient
+
+
+def _has_geometry(ds: Dataset) -> bool:
+    orientation = getattr(ds, "ImageOrientationPatient", None)
+    position = getattr(ds, "ImagePositionPatient", None)
+    if not orientation or not position:
+        return False
+    return len(orientation) == 6 and len(position) == 3
 
 
 def read_header(path: Path) -> Dataset:
@@ -156,6 +165,7 @@ def read_series(folder: Path | str) -> SeriesInfo:
         study_instance_uid=str(getattr(first, "StudyInstanceUID", "")),
         manufacturer=str(getattr(first, "Manufacturer", "")),
         burned_in=burned_in,
+        oriented=all(_has_geometry(ds) for _, ds in headers),
     )
 
 

@@ -44,6 +44,7 @@ from studies.db.models import (
 )
 from studies.errors import StudyError
 from studies.events import append_event
+from studies.protocol import MEASUREMENT_TYPES, Measurement
 from studies.record import head, record_rows
 from studies.store import Store
 from studies.timing import TimedEvent, active_times
@@ -94,11 +95,41 @@ EVENT_COLUMNS = (
     "hash",
 )
 MRMC_COLUMNS = ("reader", "treatment", "case", "truth", "rating")
+MEASUREMENT_COLUMNS = ("case", "reader", "arm", "session", "measurement", "value", "unit")
+ROI_COLUMNS = (
+    "case",
+    "reader",
+    "arm",
+    "session",
+    "side",
+    "question",
+    "series",
+    "series_id",
+    "slice",
+    "shape",
+    "points",
+    "mean",
+    "sd",
+    "area_mm2",
+    "length_mm",
+    "n_pixels",
+    "revision",
+)
 IMRMC_COLUMNS = ("readerID", "caseID", "modalityID", "score")
 
 #: What ``study export --what`` can write (``mrmcaov`` is ``mrmc`` under the name of the R
 #: package that reads it; ``imrmc`` is the iMRMC input file).
-EXPORTS = ("answers", "assignments", "key", "events", "mrmc", "mrmcaov", "imrmc")
+EXPORTS = (
+    "answers",
+    "assignments",
+    "key",
+    "events",
+    "mrmc",
+    "mrmcaov",
+    "imrmc",
+    "measurements",
+    "rois",
+)
 
 
 @dataclass(frozen=True)
@@ -246,6 +277,170 @@ def answers_frame(
     records.sort(key=lambda r: r.pop("_order"))
     columns = ANSWER_COLUMNS if unblinded else tuple(c for c in ANSWER_COLUMNS if c != "arm")
     return _frame(records, columns)
+
+
+@dataclass(frozen=True)
+class DrawnAnswer:
+    """One current roi / distance answer with the assignment it belongs to."""
+
+    row: _Row
+    arm: str | None
+    side: str | None
+    question: str
+    value: dict[str, Any]
+    revision: int
+
+
+def drawn_answers(store: Store, *, include_training: bool = False) -> list[DrawnAnswer]:
+    """Every current roi / distance answer (deleted ones left out), in reading order."""
+    protocol = store.protocol
+    drawn = {q.id for q in protocol.questions if q.type in MEASUREMENT_TYPES}
+    if not drawn:
+        return []
+    with store.reading() as s:
+        rows = {r.assignment_id: r for r in _assignment_rows(s)}
+        answers = (
+            s.execute(select(Answer).where(Answer.question_id.in_(sorted(drawn)))).scalars().all()
+        )
+    order = {q.id: i for i, q in enumerate(protocol.questions)}
+    out: list[tuple[tuple[Any, ...], DrawnAnswer]] = []
+    for answer in answers:
+        row = rows[answer.assignment_pk]
+        if row.is_training and not include_training:
+            continue
+        value = json.loads(answer.value_json)
+        if not isinstance(value, dict):
+            continue
+        side = answer.side or None
+        arm = row.arm
+        if side is not None:
+            arm = row.left_arm if side == "left" else row.right_arm
+        item = DrawnAnswer(row, arm, side, answer.question_id, value, answer.revision)
+        sort = (row.reader_order, row.session, row.position, order[answer.question_id], side or "")
+        out.append((sort, item))
+    out.sort(key=lambda pair: pair[0])
+    return [item for _, item in out]
+
+
+def roi_frame(store: Store, *, unblinded: bool = False) -> pd.DataFrame:
+    """Every current ROI / ruler with its geometry and values, one row each.
+
+    Columns :data:`ROI_COLUMNS`: ``points`` is JSON ``[[x, y], ...]`` in image pixel coordinates
+    (see :mod:`studies.roi_stats`), ``series`` the series' neutral label and ``slice`` its
+    0-based index. Blinded (the default): export case ids, no ``arm`` and no ``series_id`` (the
+    blinded series' opaque id is in the reader's package). Unblinded: the study's case ids,
+    the arm and the opaque id of the series measured.
+    """
+    records = []
+    for item in drawn_answers(store):
+        v, row = item.value, item.row
+        records.append(
+            {
+                "case": row.case_id if unblinded else row.case_export,
+                "reader": row.reader,
+                "arm": item.arm,
+                "session": row.session,
+                "side": item.side,
+                "question": item.question,
+                "series": v["series"],
+                "series_id": v.get("series_id"),
+                "slice": v["slice"],
+                "shape": v["shape"],
+                "points": json.dumps(v["points"]),
+                "mean": v.get("mean"),
+                "sd": v.get("sd"),
+                "area_mm2": v.get("area_mm2"),
+                "length_mm": v.get("length_mm"),
+                "n_pixels": v.get("n_pixels"),
+                "revision": item.revision,
+            }
+        )
+    hidden = () if unblinded else ("arm", "series_id")
+    return _frame(records, tuple(c for c in ROI_COLUMNS if c not in hidden))
+
+
+def measurement_value(measurement: Measurement, rois: dict[str, dict[str, Any]]) -> float | None:
+    """One protocol measurement from the ROIs of one read (question id -> stored value); None
+    when an ROI it needs is missing or its background SD is 0."""
+    needed = [rois.get(q) for q in measurement.questions]
+    if any(v is None for v in needed):
+        return None
+    roi = rois[measurement.roi]
+    kind = measurement.kind
+    key = {"mean": "mean", "sd": "sd", "area": "area_mm2", "distance": "length_mm"}.get(kind)
+    if key is not None:
+        value = roi.get(key)
+        return None if value is None else float(value)
+    assert measurement.background is not None
+    noise = rois[measurement.background].get("sd")
+    if not noise:
+        return None
+    if kind == "snr":
+        return float(roi["mean"]) / float(noise)
+    assert measurement.roi_b is not None
+    return abs(float(roi["mean"]) - float(rois[measurement.roi_b]["mean"])) / float(noise)
+
+
+def measurements_frame(store: Store, *, unblinded: bool = True) -> pd.DataFrame:
+    """The protocol's ``[[measurements]]``, one row per (reader, case, arm, session,
+    measurement), from the latest revision of each ROI.
+
+    SNR = mean(tissue) / SD(background), CNR = |mean(a) - mean(b)| / SD(background), both from
+    ROIs of the same read (the same reader, case, session and image); mean, SD, area (mm2) and
+    distance (mm) as measured. A measurement whose ROIs are not all drawn is left out. A
+    measurement that reads per-series ROIs gets one row per series, named
+    ``<measurement>@<series label>`` (a per-case ROI it reads, e.g. the background, is shared).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`MEASUREMENT_COLUMNS`. Blinded (``unblinded=False``): export case ids,
+        and ``side`` in place of ``arm`` (None in the sequential design).
+    """
+    protocol = store.protocol
+    per_series = {q.id for q in protocol.questions if q.per == "series"}
+    reads: dict[tuple[str, str | None], tuple[DrawnAnswer, dict[str, dict[str, Any]]]] = {}
+    series_rois: dict[tuple[str, str | None], dict[str, dict[str, dict[str, Any]]]] = {}
+    for item in drawn_answers(store):
+        key = (item.row.assignment_id, item.side)
+        reads.setdefault(key, (item, {}))
+        if item.question in per_series:
+            by_series = series_rois.setdefault(key, {})
+            by_series.setdefault(item.value["series"], {})[item.question] = item.value
+        else:
+            reads[key][1][item.question] = item.value
+    records = []
+    for key, (first, rois) in reads.items():
+        for m in protocol.measurements:
+            # a measurement of per-series ROIs: one value per series, named measurement@series
+            if set(m.questions) & per_series:
+                named = [
+                    (f"{m.id}@{label}", {**rois, **extra})
+                    for label, extra in sorted(series_rois.get(key, {}).items())
+                ]
+            else:
+                named = [(m.id, rois)]
+            for name, available in named:
+                value = measurement_value(m, available)
+                if value is None:
+                    continue
+                row = first.row
+                records.append(
+                    {
+                        "case": row.case_id if unblinded else row.case_export,
+                        "reader": row.reader,
+                        "arm": first.arm if unblinded else first.side,
+                        "session": row.session,
+                        "measurement": name,
+                        "value": value,
+                        "unit": m.unit,
+                    }
+                )
+    columns = MEASUREMENT_COLUMNS
+    frame = _frame(records, columns)
+    if not unblinded:
+        frame = frame.rename(columns={"arm": "side"})
+    return frame
 
 
 def truth_frame(store: Store) -> pd.DataFrame:
@@ -534,6 +729,10 @@ def export(
         frame = key_frame(store)
     elif what == "events":
         frame = events_frame(store)
+    elif what == "measurements":
+        frame = measurements_frame(store, unblinded=unblinded)
+    elif what == "rois":
+        frame = roi_frame(store, unblinded=unblinded)
     else:
         if finding is None:
             known = ", ".join(f.id for f in store.protocol.findings) or "none"
@@ -600,15 +799,22 @@ __all__ = [
     "ANSWER_COLUMNS",
     "EXPORTS",
     "IMRMC_COLUMNS",
+    "MEASUREMENT_COLUMNS",
     "MRMC_COLUMNS",
+    "ROI_COLUMNS",
+    "DrawnAnswer",
     "answers_frame",
     "assignments_frame",
+    "drawn_answers",
     "events_frame",
     "export",
     "imrmc_frame",
     "imrmc_text",
     "key_frame",
+    "measurement_value",
+    "measurements_frame",
     "mrmc_frame",
+    "roi_frame",
     "truth_frame",
     "write_csv",
 ]

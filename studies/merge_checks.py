@@ -51,7 +51,7 @@ from studies.package_format import (
     package_rows,
     protocol_digest,
 )
-from studies.protocol import parse_protocol, protocol_sha256
+from studies.protocol import MEASUREMENT_TYPES, parse_protocol, protocol_sha256
 from studies.record import jsonable, recorded_tables, row_id_of, verify_record
 from studies.store import Store, format_key
 
@@ -372,7 +372,8 @@ class _Checker:
                 for a in self.p_rows.get("answer", [])
                 if a["assignment_pk"] == aid
             }
-            missing = [k for k in self.main.required_keys(given) if given.get(k) is None]
+            labels = self.main.series_labels(aid)
+            missing = [k for k in self.main.required_keys(given, labels) if given.get(k) is None]
             if missing:
                 self.problem(
                     f"{what}: completed without required answers "
@@ -410,6 +411,14 @@ class _Checker:
             normalised = self.main.validate_answer(key, value)
             if canonical_json(normalised) != rev["value_json"]:
                 raise StudyError(f"value {rev['value_json']} is not stored as the study stores it")
+            if question.type in MEASUREMENT_TYPES and isinstance(normalised, dict):
+                # What a drawn answer measured is measured again on the study's own images.
+                measured = self.main.measure_answer(answer["assignment_pk"], key, normalised)
+                if canonical_json(measured) != rev["value_json"]:
+                    raise StudyError(
+                        f"the values of {rev['value_json']} are not what the study measures on "
+                        f"its images ({canonical_json(measured)})"
+                    )
         except (ValueError, StudyError) as exc:
             self.problem(f"{label}: {exc}")
         known = m_revisions.get(rev["id"])

@@ -19,7 +19,6 @@ the package, are mapped to arms here, in the main study.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -55,6 +54,7 @@ from studies.db.models import (
 )
 from studies.errors import StudyError
 from studies.events import append_event
+from studies.image_digests import sha256_of
 from studies.json_file import read_json_object
 from studies.merge_checks import check_package
 from studies.package_format import (
@@ -176,14 +176,6 @@ class PackSummary:
     n_assignments: int
     n_series: int
     n_files: int
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _table(name: str) -> Table:
@@ -340,7 +332,7 @@ def _write_package(
         names = sorted(p.name for p in source.iterdir() if p.is_file())
         for k in rng.permutation(len(names)):
             shutil.copyfile(source / names[k], target / names[k])  # data only, no times
-            files[(target / names[k]).relative_to(folder).as_posix()] = _sha256(target / names[k])
+            files[(target / names[k]).relative_to(folder).as_posix()] = sha256_of(target / names[k])
     progress(len(series), len(series), "done")
 
     assert package_head is not None
@@ -416,7 +408,7 @@ def check_images(package_dir: Path, manifest: dict[str, Any]) -> list[str]:
         path = package_dir / rel
         if not path.is_file():
             problems.append(f"{rel}: missing")
-        elif _sha256(path) != digest:
+        elif sha256_of(path) != digest:
             problems.append(f"{rel}: changed")
     return problems
 

@@ -23,7 +23,14 @@ from studies.errors import StudyError
 
 Design = Literal["sequential", "paired"]
 Layout = Literal["1x1", "1x2", "2x2", "1x3"]
-QuestionType = Literal["likert", "choice", "multi", "boolean", "number", "text", "preference"]
+QuestionType = Literal[
+    "likert", "choice", "multi", "boolean", "number", "text", "preference", "roi", "distance"
+]
+#: Question types answered by drawing on the image (the answer is a geometry and its values).
+MEASUREMENT_TYPES = ("roi", "distance")
+#: ROI shapes the viewer draws; a ``distance`` question is a ruler (shape ``line``).
+RoiShape = Literal["ellipse", "freehand"]
+MeasurementKind = Literal["snr", "cnr", "mean", "sd", "area", "distance"]
 Scope = Literal["case", "side", "finding"]
 #: When a reader may open a finished session again (read-only): ``never``, or once every one
 #: of their sessions is finished (while a later session is pending or open, an earlier one would
@@ -236,11 +243,16 @@ class Question(_Model):
     findings: list[str] | None = None
     show_if: ShowIf | None = None
     group: str = ""
+    roi: str | None = None
+    shapes: list[RoiShape] | None = None
+    per: Literal["case", "series"] = "case"
+    mirror: bool = False
 
     @model_validator(mode="after")
     def _valid(self) -> Question:
         _check_id(self.id, "id")
         t = self.type
+        self._check_measurement()
         if t == "likert":
             if self.points is None:
                 raise ProtocolRuleError("points", "likert needs 'points' (the number of points)")
@@ -314,6 +326,47 @@ class Question(_Model):
             _check_unique(self.findings, "findings[{i}]", "finding")
         return self
 
+    def _check_measurement(self) -> None:
+        t = self.type
+        if t not in MEASUREMENT_TYPES:
+            for key, given in (
+                ("roi", self.roi is not None),
+                ("shapes", self.shapes is not None),
+                ("per", self.per != "case"),
+                ("mirror", self.mirror),
+            ):
+                if given:
+                    raise ProtocolRuleError(key, f"'{key}' applies only to roi/distance, not {t}")
+            return
+        if self.scope == "finding":
+            raise ProtocolRuleError("scope", f"a {t} question is asked per case (or per side)")
+        if self.show_if is not None:
+            raise ProtocolRuleError("show_if", f"a {t} question cannot depend on another answer")
+        if t == "roi":
+            if self.roi is None:
+                raise ProtocolRuleError("roi", "an roi question needs 'roi' (the ROI's name)")
+            _check_id(self.roi, "roi")
+            if self.shapes is not None:
+                if not self.shapes:
+                    raise ProtocolRuleError("shapes", "needs at least one of 'ellipse', 'freehand'")
+                _check_unique(self.shapes, "shapes[{i}]", "shape")
+        else:
+            if self.roi is not None:
+                raise ProtocolRuleError(
+                    "roi", "'roi' applies to roi questions (a distance is a ruler)"
+                )
+            if self.shapes is not None:
+                raise ProtocolRuleError("shapes", "a distance question is a ruler: no 'shapes'")
+
+    @property
+    def roi_shapes(self) -> list[str]:
+        """The shapes a measurement question is drawn with (``line`` for a distance)."""
+        if self.type == "distance":
+            return ["line"]
+        if self.type == "roi":
+            return list(self.shapes) if self.shapes else ["ellipse", "freehand"]
+        return []
+
     def allowed_values(self) -> list[str | int | bool] | None:
         """The finite set of answer values (likert, choice, multi, boolean, preference) or None."""
         if self.type == "likert":
@@ -336,12 +389,33 @@ class Question(_Model):
             and 1 <= value <= len(self.labels)
         ):
             return self.labels[value - 1]
+        if self.type in MEASUREMENT_TYPES and isinstance(value, dict):
+            return measurement_summary(value)
         if self.type in ("choice", "multi"):
             labels = {o.value: o.label for o in self.options}
             if isinstance(value, list):
                 return "; ".join(labels.get(str(v), str(v)) for v in value)
             return labels.get(str(value), str(value))
         return "" if value is None else str(value)
+
+
+def measurement_summary(value: dict[str, Any]) -> str:
+    """One line for a stored roi / distance answer, e.g. ``mean 412.3, SD 20.1, 85.2 mm2``."""
+    parts: list[str] = []
+    if value.get("length_mm") is not None:
+        parts.append(f"{float(value['length_mm']):.1f} mm")
+    else:
+        for key, name in (("mean", "mean"), ("sd", "SD")):
+            if value.get(key) is not None:
+                number = float(value[key])
+                parts.append(
+                    f"{name} {number:.0f}" if abs(number) >= 1000 else f"{name} {number:.4g}"
+                )
+        if value.get("area_mm2") is not None:
+            parts.append(f"{float(value['area_mm2']):.1f} mm\u00b2")
+    if value.get("slice") is not None:
+        parts.append(f"slice {int(value['slice']) + 1}")
+    return ", ".join(parts)
 
 
 class Interchangeability(_Model):
@@ -356,57 +430,6 @@ class Interchangeability(_Model):
         if not (math.isfinite(self.margin) and 0 < self.margin < 1):
             raise ProtocolRuleError("margin", f"margin must be between 0 and 1 (got {self.margin})")
         return self
-
-
-# ---- [[measurements]] (issue 14, helper B: the minimal model the analysis reads) --------------
-# Helper A's half of issue 14 (the roi/distance question types, the viewer, the store) owns the
-# full model; this block holds only the fields notes/interface-14.md names, so that the
-# analysis and its report can be built and tested on their own. When merging, keep one of the
-# two (A's, with its cross-checks of roi/roi_b/background against the questions).
-
-MeasurementKind = Literal["snr", "cnr", "mean", "sd", "area", "distance"]
-
-
-class Measurement(_Model):
-    """A quantity the analysis compares between arms (derived from ROI or distance answers).
-
-    ``snr`` = mean(roi) / SD(background); ``cnr`` = |mean(roi) - mean(roi_b)| / SD(background);
-    ``mean``, ``sd``, ``area`` of ``roi``; ``distance``: the length of the ruler question
-    ``roi``. ``margin``: the equivalence margin of the TOST, in the measurement's units, or
-    with ``relative = true`` a fraction of the reference arm's mean.
-    """
-
-    id: str
-    label: str = ""
-    kind: MeasurementKind
-    roi: str
-    roi_b: str | None = None
-    background: str | None = None
-    margin: float | None = None
-    relative: bool = False
-    unit: str = ""
-
-    @model_validator(mode="after")
-    def _valid(self) -> Measurement:
-        _check_id(self.id, "id")
-        if self.kind == "cnr" and not self.roi_b:
-            raise ProtocolRuleError("roi_b", "a cnr measurement needs roi_b (the second ROI)")
-        if self.kind != "cnr" and self.roi_b:
-            raise ProtocolRuleError("roi_b", f"roi_b is for cnr only (kind is {self.kind!r})")
-        if self.kind in ("snr", "cnr") and not self.background:
-            raise ProtocolRuleError(
-                "background", f"a {self.kind} measurement needs background (the noise ROI)"
-            )
-        if self.margin is not None and not (math.isfinite(self.margin) and self.margin > 0):
-            raise ProtocolRuleError("margin", f"margin must be positive (got {self.margin})")
-        if self.relative and self.margin is not None and not self.margin < 1:
-            raise ProtocolRuleError(
-                "margin", f"a relative margin is a fraction below 1 (got {self.margin})"
-            )
-        return self
-
-
-# ---- end of helper B's [[measurements]] block ---------------------------------------------------
 
 
 # ---- [analysis]: how the study is analysed (pre-specified; issue 13) -------------------------
@@ -594,6 +617,68 @@ class TrainingReference(_Model):
     explanation: str = ""
 
 
+class Measurement(_Model):
+    """A quantity the analysis compares between arms, defined from roi / distance questions.
+
+    ``kind``: ``mean``, ``sd``, ``area`` (mm2) of the ROI ``roi``; ``distance`` (mm) of the
+    distance question ``roi``; ``snr`` = mean(roi) / sd(background); ``cnr`` =
+    |mean(roi) - mean(roi_b)| / sd(background). ``margin`` is the equivalence margin (TOST) in
+    the measurement's units, or a fraction of the reference arm's mean when ``relative``.
+    """
+
+    id: str
+    label: str = ""  # shown in the report's tables (the id when empty)
+    kind: MeasurementKind
+    roi: str
+    roi_b: str | None = None
+    background: str | None = None
+    margin: float | None = None
+    relative: bool = False
+    unit: str = ""  # default by kind: mm2 (area), mm (distance), a.u. (mean, SD), "" (SNR, CNR)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_unit(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "unit" not in data:
+            # mean / SD are in the blinded image's stored units (each series rescaled by one rule)
+            units = {"area": "mm2", "distance": "mm", "mean": "a.u.", "sd": "a.u."}
+            return {**data, "unit": units.get(str(data.get("kind")), "")}
+        return data
+
+    @model_validator(mode="after")
+    def _valid(self) -> Measurement:
+        _check_id(self.id, "id")
+        k = self.kind
+        if k == "cnr" and self.roi_b is None:
+            raise ProtocolRuleError("roi_b", "cnr needs 'roi_b' (the second tissue's ROI question)")
+        if k != "cnr" and self.roi_b is not None:
+            raise ProtocolRuleError("roi_b", f"'roi_b' applies only to cnr, not {k}")
+        if k in ("snr", "cnr") and self.background is None:
+            raise ProtocolRuleError(
+                "background", f"{k} needs 'background' (the ROI question of the noise region)"
+            )
+        if k not in ("snr", "cnr") and self.background is not None:
+            raise ProtocolRuleError("background", f"'background' applies only to snr/cnr, not {k}")
+        if self.margin is not None and not (math.isfinite(self.margin) and self.margin > 0):
+            raise ProtocolRuleError(
+                "margin", f"margin must be a positive number (got {self.margin})"
+            )
+        if self.relative and self.margin is None:
+            raise ProtocolRuleError("relative", "relative = true needs a margin (a fraction)")
+        if self.relative and self.margin is not None and not self.margin < 1:
+            raise ProtocolRuleError(
+                "margin",
+                "a relative margin is a fraction of the reference mean: below 1 "
+                f"(got {self.margin})",
+            )
+        return self
+
+    @property
+    def questions(self) -> list[str]:
+        """The roi / distance questions this measurement reads."""
+        return [q for q in (self.roi, self.roi_b, self.background) if q is not None]
+
+
 class Protocol(_Model):
     """A validated study protocol (see ``studies/protocols/*.toml`` for examples)."""
 
@@ -613,7 +698,7 @@ class Protocol(_Model):
     hanging: Hanging = Hanging()
     window_presets: list[WindowPreset] = list(DEFAULT_WINDOW_PRESETS)
     training_reference: list[TrainingReference] = []
-    measurements: list[Measurement] = []  # issue 14 (helper B's minimal block above)
+    measurements: list[Measurement] = []
 
     @model_validator(mode="after")
     def _valid(self) -> Protocol:
@@ -645,8 +730,34 @@ class Protocol(_Model):
             self._check_sensitivity_thresholds(self.interchangeability)
         self._check_reader_texts()
         self._check_training_reference()
-        _check_unique((m.id for m in self.measurements), "measurements[{i}].id", "measurement id")
+        self._check_measurements()
         return self
+
+    def _check_measurements(self) -> None:
+        _check_unique((m.id for m in self.measurements), "measurements[{i}].id", "measurement id")
+        by_id = {q.id: q for q in self.questions}
+        for i, m in enumerate(self.measurements):
+            path = f"measurements[{i}]"
+            wanted = "distance" if m.kind == "distance" else "roi"
+            for key in ("roi", "roi_b", "background"):
+                ref = getattr(m, key)
+                if ref is None:
+                    continue
+                need = wanted if key == "roi" else "roi"
+                q = by_id.get(ref)
+                known = ", ".join(q.id for q in self.questions if q.type == need) or "none"
+                if q is None:
+                    raise ProtocolRuleError(
+                        f"{path}.{key}", f"unknown question {ref!r} ({need} questions: {known})"
+                    )
+                if q.type != need:
+                    raise ProtocolRuleError(
+                        f"{path}.{key}",
+                        f"question {ref!r} is of type {q.type}; {m.kind} needs a {need} question "
+                        f"({need} questions: {known})",
+                    )
+            if len(set(m.questions)) != len(m.questions):
+                raise ProtocolRuleError(path, f"{m.kind} reads the same ROI twice: {m.questions}")
 
     def _check_sensitivity_thresholds(self, ic: Interchangeability) -> None:
         points = self.question(ic.question).points or 2
@@ -697,6 +808,10 @@ class Protocol(_Model):
                 q = next((q for q in self.questions if q.id == question_id), None)
                 if q is None:
                     raise ProtocolRuleError(where, f"unknown question {question_id!r}")
+                if q.type in MEASUREMENT_TYPES:
+                    raise ProtocolRuleError(
+                        where, f"a {q.type} question has no reference answer (it is drawn)"
+                    )
                 if q.scope == "side" or q.type == "preference":
                     raise ProtocolRuleError(
                         where,
@@ -761,6 +876,19 @@ class Protocol(_Model):
                     )
         if q.show_if is not None:
             self._check_show_if(i, q, q.show_if)
+        if q.type in MEASUREMENT_TYPES:
+            if self.design == "sequential" and q.mirror:
+                raise ProtocolRuleError(
+                    f"{path}.mirror",
+                    "mirror applies to the paired design (two panes); a sequential design shows "
+                    "one arm at a time",
+                )
+            if self.design == "paired" and q.scope != "side":
+                raise ProtocolRuleError(
+                    f"{path}.scope",
+                    f"in the paired design a {q.type} question is measured on each image: "
+                    'scope = "side"',
+                )
 
     def _check_show_if(self, i: int, q: Question, rule: ShowIf) -> None:
         path = f"questions[{i}].show_if"
@@ -1077,6 +1205,7 @@ __all__ = [
     "DEFAULT_WINDOW_PRESETS",
     "ID_PATTERN",
     "LAYOUT_GRID",
+    "MEASUREMENT_TYPES",
     "PREFERENCE_VALUES",
     "AnalysisSettings",
     "Arm",
@@ -1085,6 +1214,8 @@ __all__ = [
     "Hanging",
     "Interchangeability",
     "Layout",
+    "Measurement",
+    "MeasurementKind",
     "Option",
     "Planning",
     "Protocol",
@@ -1092,6 +1223,7 @@ __all__ = [
     "Question",
     "QuestionType",
     "Reader",
+    "RoiShape",
     "Scope",
     "SensitivityAnalysis",
     "ShowIf",

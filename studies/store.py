@@ -34,9 +34,11 @@ from studies.api import (
     ReaderInfo,
     SeriesImages,
     SessionInfo,
+    Side,
     SideImages,
     SignInPolicy,
 )
+from studies.blinded_dicom import decode_pixels, read_source
 from studies.clock import (
     Clock,
     system_clock,
@@ -64,8 +66,15 @@ from studies.db.models import (
 )
 from studies.errors import StudyError
 from studies.events import append_event, canonical_json, verify_answers, verify_chain
+from studies.image_digests import check_series_files, parse_digests
 from studies.passphrase import hash_passphrase, passphrase_matches
-from studies.protocol import PREFERENCE_VALUES, Protocol, Question, parse_protocol
+from studies.protocol import (
+    MEASUREMENT_TYPES,
+    PREFERENCE_VALUES,
+    Protocol,
+    Question,
+    parse_protocol,
+)
 from studies.record import (
     ANCHOR_ENTRY,
     KEY_INFO,
@@ -78,6 +87,7 @@ from studies.record import (
     record_rows,
     verify_record,
 )
+from studies.roi_stats import check_points, measure
 from studies.study_key import (
     StudyKey,
     append_anchor,
@@ -774,6 +784,11 @@ class Store:
                     f"{q} is asked per finding: finding_id must be one of {', '.join(allowed)} "
                     f"(got {key.finding_id!r})"
                 )
+        elif question.per == "series" and question.type in MEASUREMENT_TYPES:
+            if not key.finding_id:
+                raise StudyError(
+                    f"{q} is measured per series: finding_id must name the series (its label)"
+                )
         elif key.finding_id is not None:
             raise StudyError(f"{q} is not asked per finding (got finding_id {key.finding_id!r})")
         if question.scope == "side":
@@ -795,7 +810,9 @@ class Store:
         """
         question = self.protocol.question(key.question_id)
         self._check_key(question, key)
-        return validate_value(question, value)
+        normalised = validate_value(question, value)
+        _check_series(question, key, normalised)
+        return normalised
 
     def record_answer(
         self,
@@ -832,6 +849,9 @@ class Store:
         question = self.protocol.question(key.question_id)
         self._check_key(question, key)
         normalised = validate_value(question, value)
+        _check_series(question, key, normalised)
+        if question.type in MEASUREMENT_TYPES and isinstance(normalised, dict):
+            normalised = self.measure_answer(assignment_id, key, normalised)
         value_json = canonical_json(normalised)
         now = self.now()
         finding_id, side = key.finding_id or NONE_KEY, key.side or NONE_KEY
@@ -952,13 +972,77 @@ class Store:
             )
             return AnswerRecord(key, normalised, revision, now, reason)
 
-    def required_keys(self, answers: dict[AnswerKey, AnswerValue]) -> list[AnswerKey]:
-        """The answer keys that are required given ``answers`` (show-if rules applied)."""
+    def measured_image(
+        self, assignment_id: str, key: AnswerKey, series_label: str, slice_index: int
+    ) -> tuple[str, Path]:
+        """The blinded series' opaque id and the file of one slice an answer is drawn on.
+
+        The image is the assignment's own: the arm of a sequential assignment, the arm on the
+        key's side of a paired one.
+        """
+        with self.reading() as s:
+            a, _, _ = self._assignment_row(s, assignment_id)
+            arm_pk: str | None = a.arm_pk
+            if arm_pk is None:
+                arm_pk = a.left_arm_pk if key.side != "right" else a.right_arm_pk
+            side = self._side_images(s, a.case_pk, arm_pk)
+        try:
+            series = side.get(series_label)
+        except KeyError:
+            labels = ", ".join(side.labels)
+            raise StudyError(
+                f"{format_key(key)}: the case has no series {series_label!r} (it has {labels})"
+            ) from None
+        if not 0 <= slice_index < len(series.files):
+            raise StudyError(
+                f"{format_key(key)}: slice {slice_index} is outside series {series_label!r} "
+                f"(0..{len(series.files) - 1})"
+            )
+        return series.series_id, series.files[slice_index]
+
+    def measure_answer(
+        self, assignment_id: str, key: AnswerKey, value: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A drawn answer with what it measures on the assignment's blinded image added.
+
+        Raises
+        ------
+        StudyError
+            Unknown series or slice, an unreadable image, points outside it, an empty ROI.
+        """
+        series_id, path = self.measured_image(assignment_id, key, value["series"], value["slice"])
+        ds = read_source(path)
+        pixels = decode_pixels(path, ds)
+        spacing = getattr(ds, "PixelSpacing", None)
+        pixel_spacing = (float(spacing[0]), float(spacing[1])) if spacing else None
+        try:
+            measured = measure(pixels, value["shape"], value["points"], pixel_spacing)
+        except StudyError as exc:
+            raise StudyError(f"{format_key(key)}: {exc}") from None
+        geometry = {k: value[k] for k in ("series", "slice", "shape", "points")}
+        return {**geometry, "series_id": series_id, **measured.as_dict()}
+
+    def series_labels(self, assignment_id: str) -> list[str]:
+        """The labels of an assignment's series, in hanging order (per-series questions are
+        asked once for each)."""
+        with self.reading() as s:
+            a, _, _ = self._assignment_row(s, assignment_id)
+            return self._series_labels(s, a.case_pk)
+
+    def _series_labels(self, s: Session, case_pk: str) -> list[str]:
+        labels = s.execute(select(Series.label).where(Series.case_pk == case_pk)).scalars()
+        return self.protocol.hanging.order(labels)
+
+    def required_keys(
+        self, answers: dict[AnswerKey, AnswerValue], series: Sequence[str] = ()
+    ) -> list[AnswerKey]:
+        """The answer keys that are required given ``answers`` (show-if rules applied);
+        ``series``: the case's series labels (for per-series measurement questions)."""
         needed: list[AnswerKey] = []
         for question in self.protocol.questions:
             if not question.required:
                 continue
-            for key in self.keys_of(question):
+            for key in self.keys_of(question, series):
                 rule = question.show_if
                 if rule is not None:
                     ref = self.protocol.question(rule.question)
@@ -972,8 +1056,15 @@ class Store:
                 needed.append(key)
         return needed
 
-    def keys_of(self, question: Question) -> list[AnswerKey]:
-        """Every answer key a question has on one assignment (per finding / per side)."""
+    def keys_of(self, question: Question, series: Sequence[str] = ()) -> list[AnswerKey]:
+        """Every answer key a question has on one assignment (per finding / per side; a
+        per-series measurement question once per label in ``series``, the label in the key's
+        ``finding_id``)."""
+        if question.per == "series" and question.type in MEASUREMENT_TYPES:
+            sides: tuple[Side | None, ...] = (
+                ("left", "right") if question.scope == "side" else (None,)
+            )
+            return [AnswerKey(question.id, label, side) for label in series for side in sides]
         if question.scope == "finding":
             return [AnswerKey(question.id, f) for f in self.protocol.question_findings(question)]
         if question.scope == "side":
@@ -985,7 +1076,8 @@ class Store:
         with self.reading() as s:
             a, _, _ = self._assignment_row(s, assignment_id)
             answers = self._answers(s, a.id)
-        return [k for k in self.required_keys(answers) if answers.get(k) is None]
+            labels = self._series_labels(s, a.case_pk)
+        return [k for k in self.required_keys(answers, labels) if answers.get(k) is None]
 
     def complete_assignment(self, assignment_id: str) -> None:
         """Mark an assignment done; when it is the session's last, the session finishes and the
@@ -1003,7 +1095,8 @@ class Store:
                 return
             self._check_writable(s, session, reader_id)
             answers = self._answers(s, a.id)
-            missing = [k for k in self.required_keys(answers) if answers.get(k) is None]
+            labels = self._series_labels(s, a.case_pk)
+            missing = [k for k in self.required_keys(answers, labels) if answers.get(k) is None]
             if missing:
                 raise StudyError(
                     f"assignment {assignment_id} (reader {reader_id!r}, session {session.index}, "
@@ -1207,14 +1300,25 @@ class Store:
             anchors.append({"what": "study create (key file)", **created})
         return anchors + read_anchor_log(self.key)
 
-    def verify(self, anchors: Sequence[Mapping[str, Any]] = ()) -> VerifyReport:
-        """Check the whole study: the event chain, the answer history and the study record
-        (against the key, every anchor the key's folder holds and ``anchors``).
+    def verify(
+        self, anchors: Sequence[Mapping[str, Any]] = (), *, images: bool = True
+    ) -> VerifyReport:
+        """Check the whole study: the event chain, the answer history, the study record
+        (against the key, every anchor the key's folder holds and ``anchors``) and the blinded
+        image files (against the checksums stored at create).
+
+        Parameters
+        ----------
+        anchors
+            Anchors kept elsewhere (a package manifest, a report's ``results.json``).
+        images
+            Also read every image file and compare its checksum (the slow part on a big study).
 
         Returns
         -------
         VerifyReport
-            ``problems`` name the table, the row and the field of every change found.
+            ``problems`` name the table, the row and the field of every change found, and every
+            image file that was changed, added or removed.
         """
         with self.reading() as s:
             try:
@@ -1234,16 +1338,45 @@ class Store:
                 # a package: what the reader added is written without the key (merge checks it)
                 unkeyed_after=0 if self.origin == "package" else None,
             )
+            image_problems, image_notes, n_files = self._verify_images(s) if images else ([], [], 0)
             n_events = s.execute(select(func.count()).select_from(Event)).scalar_one()
             n_revisions = s.execute(select(func.count()).select_from(AnswerRevision)).scalar_one()
         return VerifyReport(
-            problems=[*problems, *check.problems],
-            notes=check.notes,
+            problems=[*problems, *check.problems, *image_problems],
+            notes=[*check.notes, *image_notes],
             keyed=self.key is not None,
             n_events=int(n_events),
             n_revisions=int(n_revisions),
             record=check,
+            n_image_files=n_files,
         )
+
+    def _verify_images(self, s: Session) -> tuple[list[str], list[str], int]:
+        """Problems and notes from comparing every series folder with its stored checksums."""
+        rows = s.execute(
+            select(Series.opaque_id, Series.folder, Series.files_sha256).order_by(Series.opaque_id)
+        ).all()
+        problems: list[str] = []
+        unchecked = 0
+        n_files = 0
+        for opaque, folder, stored in rows:
+            where = f"series {opaque}"
+            if stored is None:
+                unchecked += 1
+                continue
+            try:
+                expected = parse_digests(stored, where)
+            except StudyError as exc:
+                problems.append(str(exc))
+                continue
+            problems += check_series_files(self.images_dir / folder, expected, where)
+            n_files += len(expected)
+        notes = (
+            [f"{unchecked} series have no image checksums (made before they were recorded)"]
+            if unchecked
+            else []
+        )
+        return problems, notes, n_files
 
     def seal(self) -> int:
         """Vouch for the record entries written without the study key; return how many.
@@ -1317,6 +1450,7 @@ class VerifyReport:
     n_events: int
     n_revisions: int
     record: RecordCheck
+    n_image_files: int = 0  # image files compared with their checksums
 
     @property
     def ok(self) -> bool:
@@ -1342,6 +1476,72 @@ def format_key(key: AnswerKey) -> str:
     if key.side is not None:
         return f"{key.question_id}[side={key.side}]"
     return key.question_id
+
+
+#: What the store adds to a drawn answer (measured on the blinded image).
+_MEASURED_KEYS = ("series_id", "mean", "sd", "area_mm2", "n_pixels", "length_mm")
+
+
+def _validate_measurement(question: Question, value: AnswerValue, q: str) -> dict[str, Any]:
+    """A roi / distance answer: its geometry checked, returned in its stored key order."""
+    if not isinstance(value, dict):
+        raise StudyError(
+            f"{q}: expected a drawn shape {{series, slice, shape, points}}, got {value!r}"
+        )
+    unknown = sorted(set(value) - {"series", "slice", "shape", "points", *_MEASURED_KEYS})
+    if unknown:
+        raise StudyError(f"{q}: unknown key(s) {', '.join(unknown)} in {value!r}")
+    missing = [k for k in ("series", "slice", "shape", "points") if k not in value]
+    if missing:
+        raise StudyError(f"{q}: the drawn shape lacks {', '.join(missing)}")
+    series, index, shape, points = value["series"], value["slice"], value["shape"], value["points"]
+    if not isinstance(series, str) or not series:
+        raise StudyError(f"{q}: series must be the series label, got {series!r}")
+    if isinstance(index, bool) or not isinstance(index, Integral) or int(index) < 0:
+        raise StudyError(f"{q}: slice must be a slice index >= 0, got {index!r}")
+    allowed = question.roi_shapes
+    if shape not in allowed:
+        raise StudyError(f"{q}: shape must be one of {', '.join(allowed)}, got {shape!r}")
+    if not isinstance(points, list | tuple) or not all(isinstance(p, list | tuple) for p in points):
+        raise StudyError(f"{q}: points must be a list of [x, y], got {points!r}")
+    try:
+        checked = check_points(str(shape), points)
+    except StudyError as exc:
+        raise StudyError(f"{q}: {exc}") from None
+    out: dict[str, Any] = {
+        "series": series,
+        "slice": int(index),
+        "shape": shape,
+        "points": checked,
+    }
+    for key in _MEASURED_KEYS:
+        if key in value:
+            given = value[key]
+            if (
+                given is not None
+                and key != "series_id"
+                and (
+                    isinstance(given, bool)
+                    or not isinstance(given, Real)
+                    or not math.isfinite(float(given))
+                )
+            ):
+                raise StudyError(f"{q}: {key} must be a finite number, got {given!r}")
+            out[key] = given
+    return out
+
+
+def _check_series(question: Question, key: AnswerKey, value: AnswerValue) -> None:
+    """A per-series measurement is drawn on the series its key names."""
+    if (
+        question.per == "series"
+        and isinstance(value, dict)
+        and value.get("series") != key.finding_id
+    ):
+        raise StudyError(
+            f"{format_key(key)}: asked for series {key.finding_id!r}, drawn on "
+            f"{value.get('series')!r}"
+        )
 
 
 def validate_value(question: Question, value: AnswerValue) -> AnswerValue:
@@ -1407,4 +1607,6 @@ def validate_value(question: Question, value: AnswerValue) -> AnswerValue:
         if value not in PREFERENCE_VALUES:
             raise StudyError(f"{q}: expected one of 'left', 'equal', 'right', got {value!r}")
         return value
+    if t in MEASUREMENT_TYPES:
+        return _validate_measurement(question, value, q)
     raise StudyError(f"{q}: unsupported question type")  # pragma: no cover

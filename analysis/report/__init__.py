@@ -78,6 +78,7 @@ from analysis.report.inputs import (
     inputs_from_db,
     measurements_from_csv,
     measurements_from_db,
+    study_record_from_db,
 )
 from studies.progress import ProgressCallback, no_progress
 
@@ -98,6 +99,7 @@ __all__ = [
     "measurements_from_db",
     "register_section",
     "registered_sections",
+    "study_record_from_db",
 ]
 
 
@@ -139,6 +141,7 @@ def build_report(
     simulated_note: str | None = None,
     assignments: pd.DataFrame | None = None,
     measurements: pd.DataFrame | None = None,
+    study_record: Mapping[str, Any] | None = None,
     progress: ProgressCallback = no_progress,
 ) -> dict[str, Any]:
     """Analyse a study and write ``results.json``, CSV tables, PNG figures and ``report.html``.
@@ -166,6 +169,10 @@ def build_report(
     measurements : pandas.DataFrame, optional
         ``studies.export.measurements_frame(store, unblinded=True)``: the continuous read-outs
         of the protocol's ``[[measurements]]`` (the measurement section needs it).
+    study_record : mapping, optional
+        :func:`~analysis.report.inputs.study_record_from_db` of the study: the Study section
+        states whether the record verified, how readers sign in and whether image statistics
+        tell the arms apart, and ``results.json`` keeps the report's anchor (``study_record``).
     progress : callable
         ``progress(done, total, message)``.
 
@@ -191,6 +198,7 @@ def build_report(
         seed=seed,
         assignments=assignments,
         measurements=measurements,
+        study_record=dict(study_record) if study_record is not None else None,
     )
     ctx.reads_table  # noqa: B018  (validates the reads up front: bad input fails before any file)
     classes = registered_sections()
@@ -309,6 +317,8 @@ def _results_json(
     study = ctx.results.get("study")
     if study is not None:
         results["study"] = study.data
+    if ctx.study_record is not None:
+        results["study_record"] = ctx.study_record["anchor"]
     results["analysis_plan"] = ctx.settings.model_dump(mode="json")
     results["methods"] = " ".join(s.methods for s in sections if s.methods)
     results["references"] = _references(sections)

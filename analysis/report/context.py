@@ -39,6 +39,9 @@ class ReportContext:
     measurements : pandas.DataFrame or None
         The tidy measurement table (``studies.export.measurements_frame``: ``case, reader,
         arm, session, measurement, value, unit``) where the protocol has ``[[measurements]]``.
+    study_record : dict or None
+        ``analysis.report.inputs.study_record_from_db`` where the report is built from a study
+        database: verification, sign-in policy, distinguishability and the report's anchor.
     out_dir : pathlib.Path
         Where figures and tables go.
     n_boot, seed : int
@@ -55,6 +58,7 @@ class ReportContext:
     seed: int = 0
     assignments: pd.DataFrame | None = None
     measurements: pd.DataFrame | None = None
+    study_record: dict[str, Any] | None = None
     results: dict[str, SectionResult] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
+    from studies.clock import Clock
     from studies.protocol import Protocol
 
 
@@ -34,18 +35,15 @@ def assignments_from_db(db: Path | str) -> pd.DataFrame:
 def measurements_from_db(db: Path | str) -> pd.DataFrame | None:
     """The tidy measurement table of a study (``studies.export.measurements_frame``), unblinded.
 
-    None when the protocol declares no ``[[measurements]]`` (or the studies package of this
-    build has no measurement export yet).
+    None when the protocol declares no ``[[measurements]]``.
     """
-    from studies import export
+    from studies.export import measurements_frame
     from studies.store import Store
 
-    frame_of = getattr(export, "measurements_frame", None)
     with Store.open(db) as store:
-        if frame_of is None or not getattr(store.protocol, "measurements", None):
+        if not store.protocol.measurements:
             return None
-        frame: pd.DataFrame = frame_of(store, unblinded=True)
-        return frame
+        return measurements_frame(store, unblinded=True)
 
 
 def measurements_from_csv(path: Path) -> pd.DataFrame:
@@ -70,6 +68,56 @@ def measurements_from_csv(path: Path) -> pd.DataFrame:
     if "unit" not in frame:
         frame["unit"] = ""
     return frame.assign(value=values, unit=frame["unit"].fillna(""))
+
+
+def study_record_from_db(db: Path | str, *, clock: Clock) -> dict[str, Any]:
+    """What the report says about the study record, and the report's anchor in it.
+
+    Verifies the study (record, events, answer history, image files), reads the sign-in policy
+    and the distinguishability measured at create, then anchors the report in the study record
+    (``Store.anchor``): ``results.json`` keeps the anchor under ``study_record``, so that
+    ``blindreader study verify --anchor results.json`` later shows whether the study still is
+    what the report analysed.
+
+    Returns
+    -------
+    dict
+        ``anchor`` (the anchor), ``verified`` (bool), ``keyed`` (checked with the study key),
+        ``problems`` (count), ``first_problem``, ``sign_in`` (a sentence) and
+        ``distinguishability`` (one dict per compared arm: ``reference_arm``, ``other_arm``,
+        ``verdict``, ``accuracy``, ``ci_low``, ``ci_high``, ``chance``, ``p_value``,
+        ``summary``).
+    """
+    from studies.distinguishability import stored_distinguishability
+    from studies.store import Store
+
+    with Store.open(db, clock=clock) as store:
+        report = store.verify()
+        sign_in = store.sign_in_policy().summary()
+        measured = stored_distinguishability(store)
+        anchor = store.anchor("report", {"verified": report.ok, "problems": len(report.problems)})
+    return {
+        "anchor": anchor,
+        "verified": report.ok,
+        "keyed": report.keyed,
+        "problems": len(report.problems),
+        "first_problem": report.problems[0] if report.problems else None,
+        "sign_in": sign_in,
+        "distinguishability": [
+            {
+                "reference_arm": d.reference_arm,
+                "other_arm": d.other_arm,
+                "verdict": d.verdict,
+                "accuracy": d.accuracy,
+                "ci_low": d.ci_low,
+                "ci_high": d.ci_high,
+                "chance": d.chance,
+                "p_value": d.p_value,
+                "summary": d.summary(),
+            }
+            for d in measured
+        ],
+    }
 
 
 def inputs_from_csv(

@@ -17,7 +17,7 @@ import numpy as np
 
 from blindreader.demo import SIMULATED_NOTE
 from blindreader.demo.lesions import FINDINGS, place_lesions
-from blindreader.demo.scripted_readers import ScriptedReader, SeriesFacts
+from blindreader.demo.scripted_readers import RoiPlan, ScriptedReader, SeriesFacts, roi_plan
 from studies.clock import Clock, system_clock
 
 #: A file that marks a folder as made by the demo, so a re-run may clear it.
@@ -86,8 +86,11 @@ def prepare_out_dir(out: Path) -> None:
     (out / MARKER).write_text("made by blindreader demo; cleared when the demo runs again\n")
 
 
-def simulate_cases(out: Path, settings: DemoSettings, report: Report) -> dict[str, dict[str, int]]:
-    """Write the demo's simulated k-space files and return the truth per case and finding."""
+def simulate_cases(
+    out: Path, settings: DemoSettings, report: Report, plans: dict[str, RoiPlan] | None = None
+) -> dict[str, dict[str, int]]:
+    """Write the demo's simulated k-space files and return the truth per case and finding;
+    ``plans`` receives where each case's ROIs go (from the simulated images)."""
     from recon_backend.data.fastmri_h5 import write_fastmri_h5
     from recon_backend.simulate import demo_volume, simulate_kspace
 
@@ -100,6 +103,8 @@ def simulate_cases(out: Path, settings: DemoSettings, report: Report) -> dict[st
         case_id = f"demo{index + 1:02d}"
         images = demo_volume(index, rng, settings.n_slices)
         images, case_truth, _ = place_lesions(images, rng)
+        if plans is not None:
+            plans[case_id] = roi_plan(images)
         kspace = simulate_kspace(images, settings.n_coils, rng, settings.noise_std)
         write_fastmri_h5(
             kspace_dir / f"{case_id}.h5",
@@ -177,7 +182,10 @@ def write_cases_csv(
 
 
 def series_facts(
-    db: Path, entries: list[dict[str, Any]], truth: dict[str, dict[str, int]]
+    db: Path,
+    entries: list[dict[str, Any]],
+    truth: dict[str, dict[str, int]],
+    plans: dict[str, RoiPlan] | None = None,
 ) -> dict[str, SeriesFacts]:
     """Facts per opaque series id (the demo's scripts may unblind; readers never can)."""
     from studies.export import key_frame
@@ -195,7 +203,10 @@ def series_facts(
     facts = {}
     for row in key[key["kind"] == "series"].itertuples():
         case_id, arm = str(row.case_id), str(row.arm)
-        facts[str(row.opaque_id)] = SeriesFacts(case_id, arm, ssim[(case_id, arm)], truth[case_id])
+        plan = (plans or {}).get(case_id)
+        facts[str(row.opaque_id)] = SeriesFacts(
+            case_id, arm, ssim[(case_id, arm)], truth[case_id], plan
+        )
     return facts
 
 
@@ -204,7 +215,10 @@ def _chooser(script: ScriptedReader, facts: dict[str, SeriesFacts]) -> Callable[
 
     def choose(view: Any, question: Any, finding_id: str | None, side: str | None) -> Any:
         series = view.sides[1] if side == "right" and len(view.sides) > 1 else view.sides[0]
-        return script.answer(facts[series.series_id], question, finding_id)
+        value = script.answer(facts[series.series_id], question, finding_id)
+        if isinstance(value, dict):  # an ROI: on the case's (first) series
+            value = {"series": series.series[0].label, **value}
+        return value
 
     return choose
 
@@ -244,17 +258,19 @@ def read_headless(
     return n_reads, sorted(shots.glob("*.png"))
 
 
-def analyse(out: Path, db: Path, settings: DemoSettings) -> Path:
+def analyse(out: Path, db: Path, settings: DemoSettings, clock: Clock = system_clock) -> Path:
     """The analysis report of the demo study, marked as simulated."""
-    from analysis.report import build_report, measurements_from_db
-    from studies.export import answers_frame, truth_frame
+    from analysis.report import build_report, measurements_from_db, study_record_from_db
+    from studies.export import answers_frame, assignments_frame, truth_frame
     from studies.store import Store
 
     report_dir = out / "report"
-    with Store.open(db) as store:
+    with Store.open(db, clock=clock) as store:
         answers = answers_frame(store, unblinded=True)
         truth = truth_frame(store)
+        assignments = assignments_frame(store)
         protocol = store.protocol
+    record = study_record_from_db(db, clock=clock)
     build_report(
         answers,
         protocol,
@@ -263,7 +279,9 @@ def analyse(out: Path, db: Path, settings: DemoSettings) -> Path:
         n_boot=2000,
         seed=settings.seed,
         simulated_note=SIMULATED_NOTE,
-        measurements=measurements_from_db(db),  # None until the protocol has [[measurements]]
+        assignments=assignments,
+        measurements=measurements_from_db(db),  # None when the protocol has no [[measurements]]
+        study_record=record,
     )
     return report_dir
 
@@ -299,7 +317,8 @@ def run_demo(
     report(SIMULATED_NOTE)
     prepare_out_dir(out)
     result = DemoResult(out=out)
-    truth = simulate_cases(out, settings, report)
+    plans: dict[str, RoiPlan] = {}
+    truth = simulate_cases(out, settings, report, plans)
     result.kspace_files = sorted((out / "kspace").glob("*.h5"))
     if settings.n_arms not in (2, 3):
         from studies.errors import StudyError
@@ -318,11 +337,11 @@ def run_demo(
         f"(protocol {protocol_path}, cases {result.cases_csv})"
     )
     if headless or not has_display():
-        facts = series_facts(result.db, entries, truth)
+        facts = series_facts(result.db, entries, truth, plans)
         result.n_reads, result.screenshots = read_headless(
             out, result.db, facts, settings, report, clock
         )
-        result.report_dir = analyse(out, result.db, settings)
+        result.report_dir = analyse(out, result.db, settings, clock)
         (out / "demo-summary.json").write_text(
             json.dumps({"note": SIMULATED_NOTE, "reads": result.n_reads}, indent=2)
         )

@@ -7,6 +7,9 @@ which cell each hung series is in; it never names an arm (both arms show the sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
@@ -22,6 +25,10 @@ from reader_app.images import CaseImages
 from reader_app.state import ReadingState
 from reader_app.widgets.image_pane import ImagePane
 from reader_app.widgets.linked_panes import LinkedPanes
+from studies.api import AnswerKey
+
+if TYPE_CHECKING:
+    from studies.protocol import Question
 
 THUMB_PIXELS = 56
 
@@ -128,6 +135,15 @@ class HangingArea(QWidget):
         state.hanging_changed.connect(self._hanging_changed)
         state.readout_changed.connect(self._readout_changed)
         self._images_changed(state.images)
+
+    def enable_measurements(
+        self, questions: dict[str, Question], drawn: Callable[[AnswerKey, object], object]
+    ) -> None:
+        """Show the case's ROIs / rulers on every pane; ``drawn(key, geometry)`` records one."""
+        for cell in self.cells:
+            for pane in cell.panes:
+                pane.enable_measurements(self.state, questions)
+                pane.shape_drawn.connect(drawn)
 
     @property
     def panes(self) -> list[ImagePane]:

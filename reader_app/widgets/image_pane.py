@@ -4,10 +4,14 @@ Drawn with the pixel aspect of PixelSpacing (a 0.3 x 0.6 mm pixel is twice as ta
 the orientation letters of ImageOrientationPatient at the edges; besides them the slice counter
 is the only overlay (the window/level readout only when the reader asks for it, key W).
 Wheel / arrow keys: slices; ctrl+wheel: zoom about the pointer; left drag: pan; right drag:
-window/level (horizontal: width, vertical: level); double click: reset.
+window/level (horizontal: width, vertical: level); double click: reset. While a measurement
+question is current, left drag draws, moves or reshapes its ROI / ruler instead (see
+:mod:`reader_app.widgets.roi_overlay`) and the middle button pans.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -28,6 +32,12 @@ from reader_app.orientation import EdgeLetters, edge_letters
 from reader_app.signals import emit
 from reader_app.state import MAX_ZOOM, MIN_ZOOM, ViewState
 from reader_app.widgets.keys import ZOOM_STEP, image_key
+from studies.api import AnswerKey, Side
+
+if TYPE_CHECKING:
+    from reader_app.state import ReadingState
+    from reader_app.widgets.roi_overlay import RoiOverlay
+    from studies.protocol import Question
 
 _OVERLAY_COLOUR = QColor(150, 150, 150)
 _LETTER_COLOUR = QColor(190, 170, 110)
@@ -37,6 +47,7 @@ class ImagePane(QWidget):
     """A black pane showing one volume's current slice (or nothing: the black frame)."""
 
     activated = Signal()  # the reader clicked or scrolled in this pane
+    shape_drawn = Signal(object, object)  # AnswerKey, geometry: an ROI / ruler drawn or edited
 
     def __init__(self, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,7 +72,38 @@ class ImagePane(QWidget):
         self._letter_font = QFont(self.font())
         self._letter_font.setPointSizeF(max(self.font().pointSizeF(), 9.0))
         self._letter_font.setBold(True)
+        self.series_label = ""  # the series shown (its neutral label)
+        self.side: Side | None = None  # the side of the paired design this pane shows
+        self.roi: RoiOverlay | None = None
         self._connect(view)
+
+    def enable_measurements(self, state: ReadingState, questions: dict[str, Question]) -> None:
+        """Show and edit the ROIs / rulers of the current case on this pane."""
+        from reader_app.widgets.roi_overlay import RoiOverlay
+
+        if self.roi is None:
+            self.roi = RoiOverlay(self, state, questions, self.side)
+
+    def emit_shape(self, key: AnswerKey, value: dict[str, Any]) -> None:
+        """Say that the reader drew ``value`` for ``key`` (the reading view records it)."""
+        emit(self.shape_drawn, key, value)
+
+    def image_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the slice shown ((0, 0) during the black frame)."""
+        if self._pixels is None:
+            return 0, 0
+        rows, cols = self._pixels.shape
+        return int(rows), int(cols)
+
+    def scales(self) -> tuple[float, float]:
+        """Widget pixels per image column and per image row, as drawn now."""
+        return self._scales()
+
+    def centre_point(self) -> tuple[float, float]:
+        """The image point at the centre of the pane, kept inside the image."""
+        x, y = self.image_point(QPointF(self.width() / 2.0, self.height() / 2.0))
+        rows, cols = self.image_shape()
+        return min(max(x, 0.0), float(cols)), min(max(y, 0.0), float(rows))
 
     def _connect(self, view: ViewState) -> None:
         view.slice_changed.connect(self._render_slice)
@@ -188,6 +230,10 @@ class ImagePane(QWidget):
                 int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom),
                 self.slice_counter_text(),
             )
+            if self.roi is not None:
+                self.roi.paint(painter)
+                painter.setFont(self._overlay_font)
+                painter.setPen(_OVERLAY_COLOUR)
             if self.show_readout:
                 painter.drawText(
                     box,
@@ -241,6 +287,17 @@ class ImagePane(QWidget):
             event.ignore()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        if self.roi is not None and self.roi.press(event):
+            emit(self.activated)
+            self.setFocus(Qt.FocusReason.MouseFocusReason)
+            event.accept()
+            return
+        if event.button() == Qt.MouseButton.MiddleButton:
+            emit(self.activated)
+            self._drag_button = Qt.MouseButton.LeftButton  # the middle button always pans
+            self._drag_origin = event.position()
+            event.accept()
+            return
         if event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             emit(self.activated)
             self._drag_button = event.button()
@@ -252,6 +309,9 @@ class ImagePane(QWidget):
             event.ignore()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self.roi is not None and self.roi.move(event):
+            event.accept()
+            return
         if self._drag_button is None:
             event.ignore()
             return
@@ -270,6 +330,9 @@ class ImagePane(QWidget):
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self.roi is not None and self.roi.release(event):
+            event.accept()
+            return
         self._drag_button = None
         event.accept()
 

@@ -52,6 +52,19 @@ SHORTCUTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "Measuring",
+        (  # one line each: the overlay sizes its rows before wrapping
+            ("drag", "draw the ROI / ruler"),
+            ("drag the shape", "move (a corner: size)"),
+            ("E / F", "ellipse / freehand"),
+            ("Shift+arrows", "move by one pixel"),
+            (", / .", "smaller / larger"),
+            ("G", "go to its slice"),
+            ("Del", "delete it"),
+            ("middle-drag", "pan"),
+        ),
+    ),
+    (
         "Window",
         (
             ("?", "show / hide this list"),

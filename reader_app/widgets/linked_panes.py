@@ -60,6 +60,7 @@ class LinkedPanes(QFrame):
             pane.setAccessibleName(
                 ("Left image", "Right image")[index] if n_sides == 2 else "Image"
             )
+            pane.side = ("left", "right")[index] if n_sides == 2 else None
 
     def show_series(
         self,
@@ -79,6 +80,7 @@ class LinkedPanes(QFrame):
         self.caption.setText(self.label)
         self.caption.setVisible(caption and series is not None)
         for index, pane in enumerate(self.panes):
+            pane.series_label = self.label
             if view is not None:
                 pane.set_view(view)
             if series is not None and index < len(series.volumes):

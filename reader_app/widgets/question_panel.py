@@ -35,6 +35,7 @@ from reader_app.signals import emit
 from reader_app.state import ReadingState
 from reader_app.widgets.theme import set_style_property
 from studies.api import AnswerKey, AnswerValue
+from studies.protocol import MEASUREMENT_TYPES, measurement_summary
 
 if TYPE_CHECKING:
     from studies.protocol import Protocol, Question
@@ -126,6 +127,7 @@ class AnswerRow(QFrame):
 
     answer_given = Signal(object, object)  # AnswerKey, AnswerValue
     invalid = Signal(str)  # a typed value the question does not accept
+    shape_chosen = Signal(str)  # a measurement row's shape button (ellipse / freehand)
 
     def __init__(self, slot: AnswerSlot, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -142,9 +144,12 @@ class AnswerRow(QFrame):
         self.buttons: list[QPushButton] = []
         self._choices = _choices(self.question)
         self.line_edit: QLineEdit | CommentBox | None = None
+        self.readout: QLabel | None = None  # a measurement row's values
+        self.shape_buttons: dict[str, QPushButton] = {}
+        self.delete_button: QPushButton | None = None
 
         # Per-finding / per-side rows sit under their question's title, which carries the mark.
-        in_block = self.question.scope in ("finding", "side")
+        in_block = self.question.scope in ("finding", "side") or self.question.per == "series"
         required = REQUIRED_MARK if self.question.required and not in_block else ""
         self.title = QLabel(f"{title}{required}", self)
         self.title.setObjectName("rowTitle")
@@ -154,15 +159,21 @@ class AnswerRow(QFrame):
 
         editor = QWidget(self)
         if self._choices:
-            editor_layout: QHBoxLayout | QGridLayout = self._build_buttons(editor)
+            editor_layout: QHBoxLayout | QGridLayout | QVBoxLayout = self._build_buttons(editor)
+        elif self.question.type in MEASUREMENT_TYPES:
+            editor_layout = self._build_measurement(editor)
         else:
             editor_layout = self._build_line_edit(editor)
         editor_layout.setContentsMargins(0, 0, 0, 0)
 
         wide = (
-            self.question.type in ("choice", "multi")
-            and (len(self._choices) > 3 or sum(len(label) for _, label in self._choices) > 24)
-        ) or isinstance(self.line_edit, CommentBox)
+            (
+                self.question.type in ("choice", "multi")
+                and (len(self._choices) > 3 or sum(len(label) for _, label in self._choices) > 24)
+            )
+            or isinstance(self.line_edit, CommentBox)
+            or self.readout is not None
+        )
         layout: QHBoxLayout | QVBoxLayout = QVBoxLayout(self) if wide else QHBoxLayout(self)
         layout.setContentsMargins(10, 5, 8, 5)
         layout.setSpacing(10 if not wide else 4)
@@ -192,6 +203,55 @@ class AnswerRow(QFrame):
             else:
                 layout.addWidget(button)
         return layout
+
+    def _build_measurement(self, editor: QWidget) -> QVBoxLayout:
+        """Shape buttons, Delete, and the values the store measured (mean, SD, area, slice)."""
+        layout = QVBoxLayout(editor)
+        layout.setSpacing(2)
+        tools = QHBoxLayout()
+        tools.setSpacing(4)
+        shapes = self.question.roi_shapes
+        if len(shapes) > 1:
+            for shape in shapes:
+                button = QPushButton(shape.capitalize(), editor)
+                button.setObjectName("answerButton")
+                button.setCheckable(True)
+                button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+                button.setToolTip(f"Draw a {shape} ROI (key {shape[0].upper()})")
+                button.clicked.connect(lambda _=False, s=shape: emit(self.shape_chosen, s))
+                self.shape_buttons[shape] = button
+                tools.addWidget(button)
+        tools.addStretch(1)
+        delete = QPushButton("Delete", editor)
+        delete.setObjectName("answerButton")
+        delete.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        delete.setToolTip("Delete this measurement (Del)")
+        delete.clicked.connect(lambda: emit(self.answer_given, self.key, None))
+        self.delete_button = delete
+        tools.addWidget(delete)
+        layout.addLayout(tools)
+        readout = QLabel("", editor)
+        readout.setObjectName("measurementValues")
+        readout.setWordWrap(True)
+        layout.addWidget(readout)
+        self.readout = readout
+        return layout
+
+    def show_shape(self, shape: str) -> None:
+        """Check the button of the shape being drawn."""
+        for name, button in self.shape_buttons.items():
+            button.setChecked(name == shape)
+
+    def measurement_text(self) -> str:
+        """What the readout shows: the stored values, or how to draw."""
+        value = self._value
+        if isinstance(value, dict):
+            if value.get("mean") is None and value.get("length_mm") is None:
+                return "Measuring\u2026"
+            return measurement_summary(value)
+        if self.question.type == "distance":
+            return "Not drawn: drag a line on the image, or press E"
+        return "Not drawn: drag on the image, or press E (F: freehand)"
 
     def _build_line_edit(self, editor: QWidget) -> QHBoxLayout:
         layout = QHBoxLayout(editor)
@@ -306,6 +366,10 @@ class AnswerRow(QFrame):
         ``replace_text`` (a new case: what was typed belongs to the last one)."""
         self._value = value
         self._sync_buttons()
+        if self.readout is not None:
+            self.readout.setText(self.measurement_text())
+            if self.delete_button is not None:
+                self.delete_button.setEnabled(value is not None and not self._read_only)
         if self.line_edit is not None and (replace_text or not self.line_edit.hasFocus()):
             self.line_edit.setText("" if value is None else _format_number(value))
 
@@ -324,6 +388,10 @@ class AnswerRow(QFrame):
         self._read_only = read_only
         for button in self.buttons:
             button.setEnabled(not read_only)
+        for button in self.shape_buttons.values():
+            button.setEnabled(not read_only)
+        if self.delete_button is not None:
+            self.delete_button.setEnabled(not read_only and self._value is not None)
         if self.line_edit is not None:
             self.line_edit.setReadOnly(read_only)
 
@@ -421,7 +489,7 @@ class QuestionPanel(QScrollArea):
                 header.setObjectName("groupHeader")
                 layout.addWidget(header)
                 block_question = None
-            if question.scope in ("finding", "side"):
+            if question.scope in ("finding", "side") or question.per == "series":
                 if block_question != question.id:
                     block_question = question.id
                     block = QWidget(body)
@@ -466,6 +534,13 @@ class QuestionPanel(QScrollArea):
         self.rows[row.key] = row
         row.answer_given.connect(self._give_answer)
         row.invalid.connect(self.state.set_message)
+        if row.readout is not None:
+            row.shape_chosen.connect(lambda shape, r=row: self._choose_shape(r, shape))
+
+    def _choose_shape(self, row: AnswerRow, shape: str) -> None:
+        self._set_current(row)
+        self.state.set_measuring(row.key, shape)
+        row.show_shape(shape)
 
     # -- state -> view ------------------------------------------------------------------------
     def _give_answer(self, key: AnswerKey, value: AnswerValue) -> None:

@@ -25,18 +25,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from reader_app import measure_tools
 from reader_app.controller import ReadingController
 from reader_app.questions import SIDE_LABELS
 from reader_app.state import ReadingState
 from reader_app.training import TrainingFeedback
 from reader_app.widgets.feedback_panel import FeedbackPanel
 from reader_app.widgets.hanging import HangingArea
+from reader_app.widgets.image_pane import ImagePane
 from reader_app.widgets.keys import KEYS_HINT, image_key
 from reader_app.widgets.question_panel import AnswerRow, QuestionPanel, likert_legend
 from reader_app.widgets.reason_prompt import ReasonPrompt
 from reader_app.widgets.shortcut_overlay import ShortcutOverlay
 from reader_app.widgets.theme import set_style_property
 from studies.api import AnswerKey, AnswerValue, AssignmentView
+from studies.protocol import MEASUREMENT_TYPES
 
 PANEL_WIDTH = 420
 #: Enter within this long after a case opened, before anything was answered, is taken for the
@@ -44,6 +47,18 @@ PANEL_WIDTH = 420
 ENTER_GUARD_MS = 400
 
 _DIGITS = {int(getattr(Qt.Key, f"Key_{d}")): d for d in range(10)}
+_ARROWS = {
+    int(Qt.Key.Key_Left): (-1, 0),
+    int(Qt.Key.Key_Right): (1, 0),
+    int(Qt.Key.Key_Up): (0, -1),
+    int(Qt.Key.Key_Down): (0, 1),
+}
+#: The legend under the question list while a measurement question is current.
+MEASURE_LEGEND = (
+    "Drag on the image to draw \u00b7 drag it to move, its corners to resize \u00b7 "
+    "E place \u00b7 Shift+arrows move \u00b7 , . size \u00b7 G its slice \u00b7 Del delete \u00b7 "
+    "middle-drag pans"
+)
 _NEXT_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 
@@ -88,6 +103,9 @@ class ReadingView(QWidget):
         self._answered_since_open = False
 
         self.panes = HangingArea(state, n_sides, protocol.hanging.grid, self)
+        drawn = {q.id: q for q in protocol.questions if q.type in MEASUREMENT_TYPES}
+        if drawn:
+            self.panes.enable_measurements(drawn, self._drawn)
 
         self.case_label = QLabel("", self)
         self.case_label.setObjectName("caseLabel")
@@ -175,7 +193,7 @@ class ReadingView(QWidget):
         layout.addWidget(self.panes, 1)
         layout.addWidget(side)
 
-        self.overlay = ShortcutOverlay(self)
+        self.overlay = ShortcutOverlay(self, measuring=bool(drawn))
         self.keys_button.clicked.connect(self.overlay.toggle)
         self.reason_prompt = ReasonPrompt(self)
         controller.reason_provider = lambda _view: self.reason_prompt.ask()
@@ -203,8 +221,9 @@ class ReadingView(QWidget):
             return
         self._opened.restart()
         self._answered_since_open = False
-        if not self.panel.rows:
-            self.panel.build(self.controller.protocol, self.controller.answer_slots())
+        slots = self.controller.answer_slots()
+        if [s.key for s in slots] != list(self.panel.rows):  # a case with other series
+            self.panel.build(self.controller.protocol, slots)
         label = view.display_label
         if view.is_training:
             label += "  (training)"
@@ -262,12 +281,25 @@ class ReadingView(QWidget):
         set_style_property(self.message, "kind", self.state.message_kind)
 
     def _current_row_changed(self, row: AnswerRow | None) -> None:
-        """The legend of the highlighted question stays in view below the list."""
+        """The legend of the highlighted question stays in view below the list; a measurement
+        row makes the panes draw its shape."""
+        for other in self.panel.rows.values():
+            if other is not row and other.shape_buttons:
+                other.show_shape("")  # only the row being drawn shows its tool
+        if row is not None and row.question.type in MEASUREMENT_TYPES:
+            shapes = row.question.roi_shapes
+            shape = self.state.measure_shape if self.state.measure_shape in shapes else shapes[0]
+            self.state.set_measuring(row.key, shape)
+            row.show_shape(shape)
+        else:
+            self.state.set_measuring(None)
         if row is None:
             self.legend.setText("")
             return
         question = row.question
-        if question.type == "likert" and question.labels:
+        if question.type in MEASUREMENT_TYPES:
+            self.legend.setText(MEASURE_LEGEND)
+        elif question.type == "likert" and question.labels:
             where = f"{row.slot.label}: " if row.slot.label else ""
             self.legend.setText(where + likert_legend(question))
         elif question.type == "preference":
@@ -296,7 +328,83 @@ class ReadingView(QWidget):
 
     # -- actions ------------------------------------------------------------------------------
     def _answer(self, key: AnswerKey, value: AnswerValue) -> None:
-        self.controller.set_answer(key, value)
+        if self.controller.protocol.question(key.question_id).type in MEASUREMENT_TYPES:
+            self.controller.set_measurement(key, value if isinstance(value, dict) else None)
+        else:
+            self.controller.set_answer(key, value)
+
+    def _drawn(self, key: AnswerKey, geometry: object) -> None:
+        """A pane's ROI / ruler was drawn or edited: record it (and its mirror)."""
+        if isinstance(geometry, dict):
+            self.controller.set_measurement(key, geometry)
+
+    def _measure_pane(self) -> ImagePane | None:
+        """The pane of the active cell that keyboard measuring acts on (the key's side)."""
+        key = self.state.measure_key
+        cell = self.panes.active_cell()
+        if key is not None and key.finding_id is not None:  # per series: the cell showing it
+            cell = next(
+                (c for c in self.panes.cells if c.label == key.finding_id and not c.isHidden()),
+                cell,
+            )
+        panes = cell.panes
+        if key is None or not panes:
+            return None
+        pane = panes[1] if key.side == "right" and len(panes) > 1 else panes[0]
+        return pane if pane.has_image and pane.roi is not None else None
+
+    def _measure_key(self, key: int, mods: Qt.KeyboardModifier) -> bool:
+        """E / F place a shape at the pane's centre, Shift+arrows move it, , and . size it,
+        G goes to its slice, Delete removes it (while a measurement question is current)."""
+        pane = self._measure_pane()
+        if pane is None or pane.roi is None or self.state.read_only:
+            return False
+        answer_key = pane.roi.key()
+        if answer_key is None:
+            return False
+        question = self.controller.protocol.question(answer_key.question_id)
+        stored = pane.roi.stored(answer_key)
+        rows, cols = pane.image_shape()
+        shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
+        geometry = None
+        if key in (Qt.Key.Key_E, Qt.Key.Key_F) and not shift:
+            shape = "line" if question.type == "distance" else "ellipse"
+            if key == Qt.Key.Key_F:
+                if "freehand" not in question.roi_shapes:
+                    return False
+                shape = "freehand"
+            elif shape not in question.roi_shapes:
+                shape = question.roi_shapes[0]
+            points = measure_tools.default_shape(shape, cols, rows, pane.centre_point())
+            geometry = (shape, points)
+        elif key == Qt.Key.Key_G and not shift:
+            value = self.state.answers.get(answer_key)
+            if not isinstance(value, dict) or value.get("series") != pane.series_label:
+                return False
+            pane.view.set_slice(int(value["slice"]))  # go to the slice the shape is on
+            return True
+        elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            if self.state.answers.get(answer_key) is None:
+                return False
+            self.controller.set_measurement(answer_key, None)
+            return True
+        elif stored is not None and shift and int(key) in _ARROWS:
+            dx, dy = _ARROWS[int(key)]
+            step = measure_tools.KEY_STEP
+            points = measure_tools.move(stored["points"], dx * step, dy * step, cols, rows)
+            geometry = (stored["shape"], points)
+        elif stored is not None and key in (Qt.Key.Key_Comma, Qt.Key.Key_Period):
+            factor = measure_tools.SCALE_STEP
+            factor = factor if key == Qt.Key.Key_Period else 1.0 / factor
+            geometry = (stored["shape"], measure_tools.scale(stored["points"], factor, cols, rows))
+        if geometry is None:
+            return False
+        shape, points = geometry
+        if not measure_tools.big_enough(shape, points):
+            return True
+        value = measure_tools.geometry(pane.series_label, pane.view.slice_index, shape, points)
+        self.controller.set_measurement(answer_key, value)
+        return True
 
     def request_next(self) -> bool:
         """Next case (False while required answers are missing or a case is being saved)."""
@@ -359,6 +467,8 @@ class ReadingView(QWidget):
             return False  # the box types it
         if asks_keys:
             self.overlay.toggle()
+            return True
+        if self.state.measure_key is not None and self._measure_key(key, mods):
             return True
         if image_key(view, key, mods):
             return True

@@ -8,15 +8,25 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from reader_app.widgets.keys import SHORTCUTS
 
+#: The group of keys that only studies with roi / distance questions need.
+MEASURING_GROUP = "Measuring"
 
-def shortcut_table(parent: QWidget, columns: int = 4) -> QWidget:
-    """The shortcut groups, ``columns`` groups side by side, each a list of (keys, what)."""
+
+def shortcut_table(parent: QWidget, columns: int = 4, *, measuring: bool = False) -> QWidget:
+    """The shortcut groups in ``columns`` columns, each a list of (keys, what).
+
+    Groups go, in order, to the column holding the fewest entries so far (so a short group
+    stacks under another short one); the measuring keys only when ``measuring``.
+    """
     table = QWidget(parent)
     outer = QGridLayout(table)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.setHorizontalSpacing(28)
-    outer.setVerticalSpacing(14)
-    for index, (title, entries) in enumerate(SHORTCUTS):
+    stacks = [QVBoxLayout() for _ in range(columns)]
+    sizes = [0] * columns
+    for title, entries in SHORTCUTS:
+        if title == MEASURING_GROUP and not measuring:
+            continue
         group = QWidget(table)
         grid = QGridLayout(group)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -34,9 +44,15 @@ def shortcut_table(parent: QWidget, columns: int = 4) -> QWidget:
             text.setMinimumWidth(150)
             grid.addWidget(text, i, 1, Qt.AlignmentFlag.AlignTop)
         grid.setColumnStretch(1, 1)
-        grid.setRowStretch(len(entries) + 1, 1)
-        outer.addWidget(group, index // columns, index % columns, Qt.AlignmentFlag.AlignTop)
-    for column in range(columns):
+        column = sizes.index(min(sizes))
+        sizes[column] += len(entries) + 1
+        stacks[column].addWidget(group)  # no alignment: wrapped labels keep their height
+        stacks[column].addSpacing(14)
+    for column, stack in enumerate(stacks):
+        stack.setContentsMargins(0, 0, 0, 0)
+        stack.setSpacing(0)
+        stack.addStretch(1)
+        outer.addLayout(stack, 0, column)
         outer.setColumnStretch(column, 1)
     return table
 
@@ -44,12 +60,13 @@ def shortcut_table(parent: QWidget, columns: int = 4) -> QWidget:
 class ShortcutOverlay(QFrame):
     """Covers its parent while shown; any key or click closes it."""
 
-    def __init__(self, parent: QWidget) -> None:
+    def __init__(self, parent: QWidget, *, measuring: bool = False) -> None:
         super().__init__(parent)
         self.setObjectName("shortcutOverlay")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         card = QFrame(self)
         card.setObjectName("shortcutCard")
+        self._card = card
         title = QLabel("Keys of the reading view", card)
         title.setObjectName("pageTitle")
         close = QLabel("Any key or a click closes this list.", card)
@@ -57,7 +74,7 @@ class ShortcutOverlay(QFrame):
         inner = QVBoxLayout(card)
         inner.setContentsMargins(24, 18, 24, 18)
         inner.addWidget(title)
-        inner.addWidget(shortcut_table(card))
+        inner.addWidget(shortcut_table(card, 3 if measuring else 4, measuring=measuring))
         inner.addWidget(close)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(30, 30, 30, 30)
@@ -76,6 +93,13 @@ class ShortcutOverlay(QFrame):
             self.setGeometry(parent.rect())
         self.raise_()
         self.show()
+        # The card is centred (aligned), so its layout is not asked the height of its wrapped
+        # labels at the width it gets: ask, and keep every row whole.
+        layout = self._card.layout()
+        if layout is not None:
+            needed = layout.totalHeightForWidth(self._card.width())
+            if needed > self._card.height():
+                self._card.setMinimumHeight(needed)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         self.hide()

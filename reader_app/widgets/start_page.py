@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from reader_app.controller import ReadingController
 from reader_app.state import ReadingState
 from reader_app.widgets.shortcut_overlay import shortcut_table
+from studies.protocol import MEASUREMENT_TYPES
 
 #: Shown when the protocol gives no instructions.
 DEFAULT_INSTRUCTIONS = (
@@ -70,7 +71,8 @@ class StartPage(QWidget):
         body_layout.addWidget(training)
         body_layout.addSpacing(8)
         body_layout.addWidget(keys_title)
-        body_layout.addWidget(shortcut_table(body, columns=2))
+        measuring = any(q.type in MEASUREMENT_TYPES for q in controller.protocol.questions)
+        body_layout.addWidget(shortcut_table(body, columns=2, measuring=measuring))
         body_layout.addStretch(1)
         scroll = QScrollArea(self)
         scroll.setWidget(body)

@@ -31,10 +31,12 @@ REFERENCE_DATASETS = ("reconstruction_rss", "reconstruction_esc")
 
 @dataclass(frozen=True)
 class Geometry:
-    """What the ISMRMRD header says about matrix, field of view, padding and slice placement.
+    """What the header says about matrix, field of view, padding and slice placement.
 
     Image rows run along the readout (``x``, k-space ``H``), image columns along the phase
-    encodes (``y``, k-space ``W``), as in fastMRI's crops.
+    encodes (``y``, k-space ``W``), as in fastMRI's crops. Orientation and slice positions are
+    known only when the file gives them (ISMRMRD acquisitions' ``read_dir``, ``phase_dir`` and
+    ``position``); fastMRI files do not, and then ``read_dir`` and ``phase_dir`` are ``None``.
     """
 
     encoded_matrix: tuple[int, int, int]
@@ -44,19 +46,78 @@ class Geometry:
     #: First and one-past-last acquired phase-encode column; outside is zero padding.
     padding_left: int
     padding_right: int
-    #: Direction cosines of the readout (down the image rows) and the phase encodes (across).
-    read_dir: tuple[float, float, float] = (0.0, 1.0, 0.0)
-    phase_dir: tuple[float, float, float] = (1.0, 0.0, 0.0)
-    #: Centre of each slice in patient coordinates (mm); ``None``: stacked along the normal.
+    #: Direction cosines (LPS) of the readout (down the image rows) and the phase encodes
+    #: (across); ``None`` when the file does not say.
+    read_dir: tuple[float, float, float] | None = None
+    phase_dir: tuple[float, float, float] | None = None
+    #: Centre of each slice in patient coordinates (LPS, mm); ``None`` when unknown.
     slice_centres_mm: tuple[tuple[float, float, float], ...] | None = None
     slice_spacing_mm: float | None = None
     field_strength_t: float | None = None
     sequence: Mapping[str, float] = field(default_factory=dict)
+    #: ``sequenceParameters.sequence_type`` of the header (e.g. ``TurboSpinEcho``), if any.
+    sequence_type: str | None = None
+    #: 3-D acquisitions (partitions along ``kspace_encode_step_2``) become slices.
+    three_d: bool = False
+
+    @property
+    def orientation_known(self) -> bool:
+        """Whether the file gave the image orientation and a position for every slice."""
+        return (
+            self.read_dir is not None
+            and self.phase_dir is not None
+            and self.slice_centres_mm is not None
+        )
 
     @property
     def recon_size(self) -> tuple[int, int]:
         """Rows and columns of the reconstructed image (fastMRI's ``crop_size``)."""
         return (self.recon_matrix[0], self.recon_matrix[1])
+
+    def image_crop(self, image_shape: tuple[int, ...]) -> tuple[int, int]:
+        """Encoded-grid pixels that cover the reconSpace field of view, per image axis.
+
+        The image on the encoded grid has pixels of ``encoded FOV / encoded matrix``; the
+        reconSpace field of view spans ``round(recon FOV / that)`` of them (the read-out
+        oversampling is cropped away this way). When that equals the reconSpace matrix this is
+        fastMRI's centre crop; otherwise the crop is resampled to the reconSpace matrix
+        (:meth:`needs_resampling`). A crop larger than the image is clipped to it, as fastMRI
+        clips its crop.
+        """
+        rows = min(self._uncut_crop(0), int(image_shape[-2]))
+        cols = min(self._uncut_crop(1), int(image_shape[-1]))
+        return (rows, cols)
+
+    def output_size(self, image_shape: tuple[int, ...]) -> tuple[int, int]:
+        """Rows and columns written out: the reconSpace matrix, unless the crop was clipped."""
+        crop = self.image_crop(image_shape)
+        size = []
+        for axis in (0, 1):
+            full = self._uncut_crop(axis)
+            size.append(self.recon_matrix[axis] if crop[axis] == full else crop[axis])
+        return (size[0], size[1])
+
+    def _uncut_crop(self, axis: int) -> int:
+        if self.encoded_fov_mm[axis] > 0 and self.encoded_matrix[axis] > 0:
+            encoded_pixel = self.encoded_fov_mm[axis] / self.encoded_matrix[axis]
+            return max(1, round(self.recon_fov_mm[axis] / encoded_pixel))
+        return self.recon_matrix[axis]
+
+    def output_pixel_spacing_mm(self, image_shape: tuple[int, ...]) -> tuple[float, float]:
+        """Row and column spacing of the written image.
+
+        reconSpace field of view over matrix where the reconSpace is honoured; on an axis
+        where the image is narrower than the reconSpace field of view (the crop was clipped),
+        the encoded pixel size.
+        """
+        crop = self.image_crop(image_shape)
+        spacing = []
+        for axis in (0, 1):
+            if crop[axis] == self._uncut_crop(axis):
+                spacing.append(self.recon_fov_mm[axis] / self.recon_matrix[axis])
+            else:
+                spacing.append(self.encoded_fov_mm[axis] / self.encoded_matrix[axis])
+        return (spacing[0], spacing[1])
 
     @property
     def pixel_spacing_mm(self) -> tuple[float, float]:
@@ -68,7 +129,9 @@ class Geometry:
 
     @property
     def slice_thickness_mm(self) -> float:
-        """Slice thickness: the reconSpace field of view along ``z``."""
+        """Slice thickness: the reconSpace field of view along ``z`` (over its matrix in 3-D)."""
+        if self.three_d:
+            return self.recon_fov_mm[2] / max(self.recon_matrix[2], 1)
         return self.recon_fov_mm[2]
 
 
@@ -196,9 +259,10 @@ def parse_header(xml: str | bytes, source: str) -> Geometry:
         )
     sequence = {
         name: value
-        for name in ("TR", "TE", "TI", "flipAngle_deg")
+        for name in ("TR", "TE", "TI", "flipAngle_deg", "echo_spacing")
         if (value := _optional(root, f".//i:sequenceParameters/i:{name}")) is not None
     }
+    sequence_type = root.find(".//i:sequenceParameters/i:sequence_type", _NS)
     return Geometry(
         encoded_matrix=encoded,
         recon_matrix=recon,
@@ -210,6 +274,9 @@ def parse_header(xml: str | bytes, source: str) -> Geometry:
             root, ".//i:acquisitionSystemInformation/i:systemFieldStrength_T"
         ),
         sequence=sequence,
+        sequence_type=(sequence_type.text or "").strip() or None
+        if sequence_type is not None
+        else None,
     )
 
 
@@ -259,11 +326,15 @@ def build_header(geometry: Geometry, num_coils: int, num_slices: int) -> str:
         sub(node, "maximum", hi)
         sub(node, "center", mid)
     sub(encoding, "trajectory", "cartesian")
-    if geometry.sequence:
+    if geometry.sequence or geometry.sequence_type:
         params = sub(root, "sequenceParameters")
         for name in ("TR", "TE", "TI", "flipAngle_deg"):
             if name in geometry.sequence:
                 sub(params, name, geometry.sequence[name])
+        if geometry.sequence_type:
+            sub(params, "sequence_type", geometry.sequence_type)
+        if "echo_spacing" in geometry.sequence:
+            sub(params, "echo_spacing", geometry.sequence["echo_spacing"])
     return ET.tostring(root, encoding="unicode")
 
 

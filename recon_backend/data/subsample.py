@@ -163,7 +163,15 @@ class EquispacedMaskFractionFunc(MaskFunc):
     def _outer_columns(
         self, num_cols: int, acceleration: float, offset: int | None, num_low: int
     ) -> np.ndarray:
-        step = (acceleration * (num_low - num_cols)) / (num_low * acceleration - num_cols)
+        denominator = num_low * acceleration - num_cols
+        if denominator == 0:
+            # the centre block alone is the whole budget of W / acceleration columns (fastMRI
+            # divides by zero here)
+            raise ValueError(
+                f"equispaced-fraction: a centre of {num_low} columns is already 1/{acceleration} "
+                f"of {num_cols}; no columns are left to spread (choose a smaller centre fraction)"
+            )
+        step = (acceleration * (num_low - num_cols)) / denominator
         if offset is None:
             offset = int(self.rng.randint(0, high=round(step)))
         positions = np.around(np.arange(offset, num_cols - 1, step)).astype(np.uint)

@@ -4,9 +4,11 @@ Run::
 
     python -m recon_backend.training.train_demo --out recon_backend/weights/demo_varnet.pt --seed 0
 
-Every step draws a fresh training slice (:func:`recon_backend.simulate.training_volume`, only
-voxels of the training slabs), fresh coil maps, phase and noise, and a fresh
-equispaced-fraction mask (4x, centre fraction 0.08, the demo's defaults, random offset), and
+Every step draws a fresh training slice from a random training family
+(:func:`recon_backend.training.families.training_slice`: the MNI template's training slabs,
+random phantoms, a pydicom-data abdomen image; 4-32 coils, several matrices, noise levels and
+intensity scales), and a fresh equispaced-fraction mask (4x, centre fraction 0.08, the demo's
+defaults, random offset), and
 takes one Adam step on ``1 - SSIM`` (fastMRI's 7x7 SSIM) between the VarNet output and the
 fully sampled root sum of squares, both cropped to the image. The learning rate follows a cosine
 from ``--lr`` to ``--lr / 10``. ``--steps N`` fixes the run's length (and
@@ -14,10 +16,11 @@ so the schedule); without it, the length is set from the speed of the first step
 ``--minutes``. ``--minutes`` is also a hard cap (the CPU may be shared): a run cut short by it
 says so in the record.
 
-At the end the model is compared with zero filling and CG-SENSE on held-out volumes
-(:func:`recon_backend.simulate.heldout_volume`, disjoint from training and demo slices) with the
-fastMRI metrics, and the weights (state dict) and a JSON record (command, seed, hyper-parameters,
-time, metrics) are written next to each other.
+At the end the model is compared with zero filling and CG-SENSE on every held-out family
+(:data:`recon_backend.training.families.HELDOUT_FAMILIES`, never seen in training) through the
+production pipeline with the fastMRI metrics, and the weights (state dict) and a JSON record
+(command, seed, hyper-parameters, time, held-out table per family) are written next to each
+other. ``--evaluate-only --init W`` recomputes only the table.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,10 +45,15 @@ import torch
 from torch.nn import functional
 
 from recon_backend import simulate
+from recon_backend.data import load_kspace, make_geometry, write_fastmri_h5
 from recon_backend.data.subsample import MaskFunc, create_mask_for_mask_type
+from recon_backend.evaluate import volume_metrics
 from recon_backend.fftc import ifft2c
+from recon_backend.inference import reconstruct
 from recon_backend.models import VarNet
 from recon_backend.models.varnet import count_parameters
+from recon_backend.training import families
+from recon_backend.transforms import center_crop
 
 Log = Callable[[str], None]
 
@@ -70,26 +79,26 @@ def ssim_map_mean(
     return s.mean()
 
 
-def crop_rows(images: torch.Tensor, rows: int) -> torch.Tensor:
-    """Centre ``rows`` rows of ``(..., 2 * rows, W)`` images (undo the read-out oversampling)."""
-    top = (images.shape[-2] - rows) // 2
-    return images[..., top : top + rows, :]
-
-
 def rss(coil_images: torch.Tensor) -> torch.Tensor:
     """Root sum of squares over dimension 1 of complex ``(B, C, H, W)`` images."""
     return (coil_images.real.square() + coil_images.imag.square()).sum(1).sqrt()
 
 
 def training_example(
-    step: int, rng: np.random.Generator, mask_func: MaskFunc, size: int, coils: int, noise: float
+    rng: np.random.Generator, mask_func: MaskFunc, max_size: int
 ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
-    """One simulated training slice: masked k-space, mask, centre width and target image."""
-    images = simulate.training_volume(step, rng, n_slices=1, size=size)
-    kspace = torch.from_numpy(simulate.simulate_kspace(images, coils, rng, noise_std=noise))
-    target = crop_rows(rss(ifft2c(kspace)), size)
+    """One simulated training slice: masked k-space, mask, centre width and target image.
+
+    The slice comes from a random training family (:func:`families.training_slice`); the mask
+    is never sampled on the zero-padded columns, as in the pipeline.
+    """
+    volume = families.training_slice(rng, max_size=max_size)
+    kspace = torch.from_numpy(volume.kspace)
+    target = center_crop(rss(ifft2c(kspace)), volume.image_size)
     mask, num_low = mask_func((1, 1, 1, kspace.shape[-1], 1))
-    mask = mask.reshape(1, 1, 1, -1)
+    mask = mask.reshape(1, 1, 1, -1).clone()
+    mask[..., : volume.padding[0]] = 0
+    mask[..., volume.padding[1] :] = 0
     return kspace * mask + 0.0, mask, num_low, target
 
 
@@ -109,6 +118,7 @@ def train(
     mask_func.rng.seed(int(rng.integers(2**31)))
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     total = args.steps
+    schedule = args.schedule_steps  # cosine length when it differs from the run's length
     budget = args.minutes * 60.0
     started = time.perf_counter()
     losses: list[float] = []
@@ -119,14 +129,12 @@ def train(
         if time.perf_counter() - started > budget:
             stopped_by_time = True  # the CPU is shared: never run far past the budget
             break
-        kspace, mask, num_low, target = training_example(
-            step, rng, mask_func, args.image_size, args.coils, args.noise_std
-        )
+        kspace, mask, num_low, target = training_example(rng, mask_func, args.image_size)
         for group in optimiser.param_groups:
             # constant while the first steps are timed, so --steps N repeats a timed run exactly
             warm = step < args.timing_steps or total is None
-            group["lr"] = args.lr if warm else cosine_lr(step, total or 1, args.lr)
-        output = crop_rows(model(kspace, mask, num_low), args.image_size)
+            group["lr"] = args.lr if warm else cosine_lr(step, schedule or total or 1, args.lr)
+        output = center_crop(model(kspace, mask, num_low), (target.shape[-2], target.shape[-1]))
         loss = 1 - ssim_map_mean(output, target, target.amax(dim=(-2, -1)))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -144,7 +152,7 @@ def train(
     model.eval()
     return {
         "steps": step,
-        "scheduled_steps": total,
+        "scheduled_steps": schedule or total,
         "stopped_by_time_cap": stopped_by_time,
         "seconds": round(seconds, 1),
         "final_loss_mean_last_50": float(np.mean(losses[-50:])),
@@ -153,62 +161,69 @@ def train(
     }
 
 
-def heldout_cases(
-    args: argparse.Namespace,
-) -> list[tuple[str, torch.Tensor, torch.Tensor, int, torch.Tensor]]:
-    """The held-out volumes: name, masked k-space, mask, centre width and fully sampled RSS.
-
-    They depend only on ``--eval-seed`` (not on the training seed), so every model is compared
-    on the same data.
-    """
-    rng = np.random.default_rng(args.eval_seed)
-    cases = []
-    for index in range(args.heldout_volumes):
-        name = f"heldout_{index:02d}.h5"
-        images = simulate.heldout_volume(index, rng, args.heldout_slices, args.eval_size)
-        kspace = torch.from_numpy(
-            simulate.simulate_kspace(images, args.coils, rng, noise_std=args.noise_std)
-        )
-        target = crop_rows(rss(ifft2c(kspace)), args.eval_size)
-        mask_func = create_mask_for_mask_type(args.mask, [args.center_fraction], [args.accel])
-        mask, num_low = mask_func((1, 1, 1, kspace.shape[-1], 1), seed=tuple(map(ord, name)))
-        mask = mask.reshape(1, 1, 1, -1)
-        cases.append((name, kspace * mask + 0.0, mask, num_low, target))
-    return cases
-
-
-def evaluate_methods(
+def evaluate_families(
     model: VarNet, args: argparse.Namespace, log: Log
-) -> dict[str, dict[str, float | None]]:
-    """Mean NMSE/PSNR/SSIM over the held-out volumes for zero filling, CG-SENSE and the VarNet."""
-    from recon_backend.evaluate import volume_metrics
+) -> dict[str, dict[str, Any]]:
+    """Held-out table: per family, mean NMSE/PSNR/SSIM of zero filling, CG-SENSE and the VarNet.
 
-    methods: dict[str, Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]] = {
-        "zero-filled": lambda k, m, n: rss(ifft2c(k)),
-        "varnet": lambda k, m, n: model(k, m, n),
-    }
-    try:
-        from recon_backend.cg_sense import cg_sense
-    except ImportError:
-        log("recon_backend.cg_sense not available: CG-SENSE not evaluated")
-    else:
-        methods["cg-sense"] = lambda k, m, n: cg_sense(k, m, n, iterations=args.cg_iterations).abs()
-    per_method: dict[str, list[dict[str, float | None]]] = {name: [] for name in methods}
-    with torch.inference_mode():
-        for name, kspace, mask, num_low, target in heldout_cases(args):
-            reference = target.numpy()
-            for method, run in methods.items():
-                image = crop_rows(run(kspace, mask, num_low), args.eval_size).numpy()
-                metrics = volume_metrics(reference, image.astype(np.float32))
-                per_method[method].append(metrics)
-            log(f"{name}: " + "  ".join(f"{m} {per_method[m][-1]['ssim']:.4f}" for m in methods))
-    summary: dict[str, dict[str, float | None]] = {}
-    for method, rows in per_method.items():
-        summary[method] = {
-            key: float(np.mean([r[key] for r in rows if r[key] is not None]))
-            for key in ("ssim", "psnr", "nmse")
-        }
-    return summary
+    Each held-out volume is written as a real fastMRI HDF5 file and reconstructed by the
+    production pipeline (:func:`recon_backend.inference.reconstruct`) with the demo's mask (4x
+    equispaced-fraction, centre 0.08, seeded by the file name), so the table measures exactly
+    what ``blindreader recon`` does. The volumes depend only on ``--eval-seed``.
+    """
+    table: dict[str, dict[str, Any]] = {}
+    if args.heldout_volumes < 1:
+        log("--heldout-volumes 0: no held-out evaluation")
+        return table
+    mask_func = create_mask_for_mask_type(args.mask, [args.center_fraction], [args.accel])
+    methods = ("zero-filled", "cg-sense", "varnet")
+    root = np.random.SeedSequence(args.eval_seed)
+    family_names = list(families.HELDOUT_FAMILIES)
+    with tempfile.TemporaryDirectory(prefix="heldout-") as tmp:
+        for name, seq in zip(family_names, root.spawn(len(family_names)), strict=True):
+            description, make = families.HELDOUT_FAMILIES[name]
+            rng = np.random.default_rng(seq)
+            rows: dict[str, list[dict[str, float | None]]] = {m: [] for m in methods}
+            skipped = False
+            for index in range(args.heldout_volumes):
+                simulated = make(rng, index, args.heldout_slices)
+                if simulated is None:
+                    skipped = True
+                    break
+                path = write_fastmri_h5(
+                    Path(tmp) / f"{name}_{index:02d}.h5",
+                    simulated.kspace,
+                    make_geometry(
+                        simulated.kspace.shape, simulated.image_size, padding=simulated.padding
+                    ),
+                )
+                volume = load_kspace(path, lazy=True)
+                for method in methods:
+                    result = reconstruct(
+                        volume,
+                        method,
+                        model=model if method == "varnet" else None,
+                        mask_func=mask_func,
+                        device="cpu",
+                        batch_size=1,
+                        cg_iterations=args.cg_iterations,
+                    )
+                    assert result.reference is not None
+                    rows[method].append(volume_metrics(result.reference, result.images))
+            if skipped:
+                log(f"{name}: skipped ({description}: its source is not installed)")
+                table[name] = {"description": description, "skipped": True}
+                continue
+            summary = {
+                method: {
+                    key: float(np.mean([r[key] for r in found if r[key] is not None]))
+                    for key in ("ssim", "psnr", "nmse")
+                }
+                for method, found in rows.items()
+            }
+            table[name] = {"description": description, "results": summary}
+            log(f"{name}: " + "  ".join(f"{m} {summary[m]['ssim']:.4f}" for m in methods))
+    return table
 
 
 def write_outputs(model: VarNet, out: Path, record: dict[str, Any]) -> tuple[Path, Path]:
@@ -236,6 +251,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--steps", type=int, default=None, help="number of steps (lr schedule length)")
     p.add_argument("--timing-steps", type=int, default=10, help="steps timed to size the run")
+    p.add_argument(
+        "--schedule-steps",
+        type=int,
+        default=None,
+        help="length of the cosine schedule when it differs from --steps (to repeat a run "
+        "that the time cap cut short)",
+    )
     p.add_argument("--init", type=Path, default=None, help="start from these weights")
     p.add_argument("--cascades", type=int, default=4)
     p.add_argument("--chans", type=int, default=8)
@@ -243,22 +265,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sens-chans", type=int, default=4)
     p.add_argument("--sens-pools", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--image-size", type=int, default=96, help="training image size (pixels)")
-    p.add_argument("--eval-size", type=int, default=simulate.IMAGE_SIZE)
-    p.add_argument("--coils", type=int, default=simulate.N_COILS)
-    p.add_argument("--noise-std", type=float, default=simulate.NOISE_STD)
+    p.add_argument(
+        "--image-size", type=int, default=96, help="largest training image (rows, pixels)"
+    )
     p.add_argument("--mask", default="equispaced-fraction")
     p.add_argument("--accel", type=int, default=4)
     p.add_argument("--center-fraction", type=float, default=0.08)
-    p.add_argument("--heldout-volumes", type=int, default=4)
-    p.add_argument("--heldout-slices", type=int, default=6)
+    p.add_argument("--heldout-volumes", type=int, default=2, help="volumes per held-out family")
+    p.add_argument("--heldout-slices", type=int, default=4)
     p.add_argument("--eval-seed", type=int, default=12345)
     p.add_argument("--cg-iterations", type=int, default=15)
     p.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy CPU)"
     )
     p.add_argument("--log-every", type=int, default=25)
+    p.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="only recompute the held-out table of --init and rewrite the record beside --out",
+    )
     args = p.parse_args(argv)
+    if args.evaluate_only and args.init is None:
+        p.error("--evaluate-only needs --init WEIGHTS")
     if args.steps is None and args.minutes <= 0:
         p.error("--minutes must be positive (or give --steps)")
     return args
@@ -284,32 +312,44 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     model = VarNet(**hparams)
     if args.init is not None:
         model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
+    if args.evaluate_only:
+        return _evaluate_only(model, args, log)
     simulate.template_volumes()  # read the template before the clock starts
+    families.pydicom_mr_image(families.TRAINING_MR_FILE)
     log(f"VarNet {hparams}: {count_parameters(model):,} parameters")
     training = train(model, args, rng, log)
     log(f"trained {training['steps']} steps in {training['seconds'] / 60:.1f} min; evaluating")
-    heldout = evaluate_methods(model, args, log)
+    heldout = evaluate_families(model, args, log)
     argv_list = list(sys.argv[1:] if argv is None else argv)
+    sources = dict(families.TRAINING_SOURCES)
+    if families.pydicom_mr_image(families.TRAINING_MR_FILE) is None:
+        sources.pop("pydicom-abdomen")
     record: dict[str, Any] = {
-        "description": "Demo VarNet trained on SIMULATED multi-coil k-space (MNI152 template "
-        "magnitudes x synthetic coils and phase); for the demo only, not for clinical use.",
+        "description": "Demo VarNet trained on SIMULATED multi-coil k-space (MNI152 template, "
+        "random phantoms and a pydicom-data abdomen image x synthetic coils and phase); for the "
+        "demo only, not for clinical use.",
         "command": "python -m recon_backend.training.train_demo " + shlex.join(argv_list),
-        "reproduce_exactly": None
-        if training["stopped_by_time_cap"]
-        else "python -m recon_backend.training.train_demo "
-        + shlex.join(_with_steps(argv_list, training["steps"])),
+        "reproduce_exactly": "python -m recon_backend.training.train_demo "
+        + shlex.join(
+            [
+                *_with_steps(argv_list, training["steps"], training["scheduled_steps"]),
+                "--minutes",
+                "1000",
+            ]
+        ),
         "seed": args.seed,
         "hparams": hparams,
         "n_parameters": count_parameters(model),
         "init": str(args.init) if args.init else None,
         "training": training
         | {
-            "data": "recon_backend.simulate.training_volume: template z in "
-            f"{[[r.start, r.stop] for r in simulate.TRAINING_Z]} (axial, coronal, sagittal, "
-            "augmented), a fresh slice, coil set, phase, noise and mask every step",
-            "image_size": args.image_size,
-            "coils": args.coils,
-            "noise_std": args.noise_std,
+            "data": "recon_backend.training.families.training_slice: sources "
+            f"{sources} (MNI template z in {[[r.start, r.stop] for r in simulate.TRAINING_Z]} "
+            "only, any orientation, augmented); 64 to --image-size rows, aspect 0.75-1.25, "
+            "4-32 coils (log-uniform), noise 0.0005-0.02 of the peak, intensity scale 1e-6 to "
+            "1e3, 2x or no read-out oversampling, zero-padded columns in 30 % of slices; a "
+            "fresh slice, coil set, phase, noise and mask every step",
+            "max_image_size": args.image_size,
             "mask": {
                 "type": args.mask,
                 "accel": args.accel,
@@ -317,48 +357,73 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             },
             "threads": args.threads,
         },
-        "heldout": {
-            "data": f"recon_backend.simulate.heldout_volume: axial template z in "
-            f"[{simulate.HELDOUT_Z.start}, {simulate.HELDOUT_Z.stop}) (demo uses "
-            f"[{simulate.DEMO_Z.start}, {simulate.DEMO_Z.stop}))",
-            "volumes": args.heldout_volumes,
-            "slices_per_volume": args.heldout_slices,
-            "image_size": args.eval_size,
-            "eval_seed": args.eval_seed,
-            "mask_seed": "tuple(map(ord, 'heldout_NN.h5'))",
-            "cg_sense_iterations": args.cg_iterations,
-            "metrics": "fastMRI definitions against the fully sampled RSS; mean over volumes",
-            "results": heldout,
-        },
-        "environment": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
+        "heldout": _heldout_record(args, heldout),
+        "environment": _environment(),
     }
     weights, json_path = write_outputs(model, args.out, record)
     log(f"wrote {weights} and {json_path}")
-    for method, metrics in heldout.items():
-        log(f"{method:12s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v))
     return record
 
 
-def _with_steps(argv: list[str], steps: int) -> list[str]:
-    """``argv`` with ``--steps`` set to ``steps``."""
+def _heldout_record(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "data": "recon_backend.training.families.HELDOUT_FAMILIES (never seen in training), "
+        "each volume written as a fastMRI HDF5 file and reconstructed by "
+        "recon_backend.inference.reconstruct",
+        "volumes_per_family": args.heldout_volumes,
+        "slices_per_volume": args.heldout_slices,
+        "eval_seed": args.eval_seed,
+        "mask": f"{args.mask}, {args.accel}x, centre fraction {args.center_fraction}, seeded by "
+        "tuple(map(ord, '<family>_NN.h5'))",
+        "cg_sense_iterations": args.cg_iterations,
+        "metrics": "fastMRI definitions against the fully sampled RSS; mean over volumes",
+        "families": table,
+    }
+
+
+def _environment() -> dict[str, str]:
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _evaluate_only(model: VarNet, args: argparse.Namespace, log: Log) -> dict[str, Any]:
+    """Re-run the held-out table for ``--init`` and rewrite the record beside ``--out``."""
+    json_path = args.out.with_suffix(".json")
+    record = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
+    model.eval()
+    record["heldout"] = _heldout_record(args, evaluate_families(model, args, log))
+    record["heldout"]["evaluated"] = _environment()
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, json_path)
+    log(f"rewrote the held-out table in {json_path}")
+    return record
+
+
+def _with_steps(argv: list[str], steps: int, schedule: int | None = None) -> list[str]:
+    """``argv`` with ``--steps`` (and ``--schedule-steps`` when it differs) set, and no
+    ``--minutes`` (a time cap would cut a slower machine short)."""
     out: list[str] = []
     skip = False
+    dropped = ("--steps", "--schedule-steps", "--minutes")
     for arg in argv:
         if skip:
             skip = False
             continue
-        if arg == "--steps":
+        if arg in dropped:
             skip = True
             continue
-        if arg.startswith("--steps="):
+        if arg.startswith(tuple(f"{d}=" for d in dropped)):
             continue
         out.append(arg)
-    return [*out, "--steps", str(steps)]
+    out += ["--steps", str(steps)]
+    if schedule is not None and schedule != steps:
+        out += ["--schedule-steps", str(schedule)]
+    return out
 
 
 if __name__ == "__main__":

@@ -163,6 +163,8 @@ class Series(Base):
     arm_pk: Mapped[str] = mapped_column(ForeignKey("arm.id"))
     folder: Mapped[str] = mapped_column(Text)  # relative to the study's images folder
     n_slices: Mapped[int] = mapped_column(Integer)
+    # {file name: sha256} of the blinded files (studies.image_digests); None before version 0004
+    files_sha256: Mapped[str | None] = mapped_column(Text)
     label: Mapped[str] = mapped_column(
         String(64), default=DEFAULT_SERIES_LABEL, server_default=DEFAULT_SERIES_LABEL
     )

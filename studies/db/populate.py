@@ -43,6 +43,7 @@ class SeriesCopy:
     opaque_id: str
     folder: str  # relative to the study's images folder
     n_slices: int
+    files_sha256: str | None = None  # studies.image_digests.file_digests of its files
 
 
 def library_versions() -> dict[str, str]:
@@ -204,6 +205,7 @@ def write_study(
                 folder=copy.folder,
                 n_slices=copy.n_slices,
                 label=row.series,
+                files_sha256=copy.files_sha256,
             )
         )
     s.flush()

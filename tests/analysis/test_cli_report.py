@@ -52,7 +52,9 @@ ARGS = ["--n-boot", "50", "--seed", "3"]
 def db_report(study_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("db_report")
     result = runner.invoke(
-        app, ["analyze", "report", "--db", str(study_db), "--out", str(out), *ARGS]
+        app,
+        ["analyze", "report", "--db", str(study_db), "--out", str(out), *ARGS],
+        obj=FakeClock(),
     )
     assert result.exit_code == 0, result.output
     assert "report.html" in result.output
@@ -71,6 +73,26 @@ def test_report_from_the_database(db_report: Path) -> None:
     assert any(m["finding"] == "acl" and "rrrc" in m for m in mrmc)
     assert any(m["finding"] == "mcl" and "error" in m for m in mrmc)
     assert (db_report / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_the_report_states_the_study_record_and_is_anchored_in_it(
+    study_db: Path, db_report: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    results = json.loads((db_report / "results.json").read_text())
+    record = results["study"]["record"]
+    assert record["verified"] and record["keyed"] and record["problems"] == 0
+    assert record["sign_in"].startswith("no reader has a passphrase")
+    anchor = results["study_record"]
+    assert {"seq", "hash", "mac", "what"} <= set(anchor) and anchor["what"] == "report"
+    page = (db_report / "report.html").read_text()
+    assert "Blinding and the study record" in page and "no reader has a passphrase" in page
+    from blindreader.cli import main
+
+    monkeypatch.setattr("sys.argv", ["blindreader"])
+    args = ["study", "verify", "--db", str(study_db), "--anchor", str(db_report / "results.json")]
+    with pytest.raises(SystemExit) as stopped:
+        main(args, clock=FakeClock())
+    assert stopped.value.code in (0, None), capsys.readouterr().err
 
 
 def test_report_from_csv_export_matches_the_database(

@@ -79,3 +79,16 @@ def test_answers_without_times_leave_those_covariates_out():
     )
     assert available_covariates(frame) == ["position", "session"]
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_sessions_of_a_few_minutes_leave_time_into_the_session_out():
+    """Scripted reads take seconds: a slope per hour would be an extrapolation."""
+    protocol = parse_protocol(SMALL, "small.toml")
+    answers = simulate_answers(protocol, 20, np.random.default_rng(0)).answers
+    times = pd.to_datetime(answers["first_answered_at"], utc=True)
+    first = times.min()
+    squeezed = answers.assign(first_answered_at=(first + (times - first) / 10_000).astype(str))
+    assert "elapsed" in available_covariates(read_table(answers, questions=["likelihood"]))
+    frame = read_table(squeezed, questions=["likelihood"])
+    assert "elapsed" not in available_covariates(frame)
+    assert "position" in available_covariates(frame)

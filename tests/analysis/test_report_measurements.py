@@ -172,9 +172,9 @@ def test_protocol_measurement_rules_name_the_field() -> None:
     from studies.errors import StudyError
 
     bad_cnr = MEASUREMENTS.replace('kind = "snr"', 'kind = "cnr"')
-    with pytest.raises(StudyError, match=r"measurements\[0\]\.roi_b.*needs roi_b"):
+    with pytest.raises(StudyError, match=r"measurements\[0\]\.roi_b: cnr needs 'roi_b'"):
         _protocol(bad_cnr)
-    with pytest.raises(StudyError, match=r"margin must be positive"):
+    with pytest.raises(StudyError, match=r"measurements\[0\]\.margin: margin must be a positive"):
         _protocol(MEASUREMENTS.replace("margin = 2.0", "margin = -1"))
     with pytest.raises(StudyError, match="duplicate measurement id 'snr_muscle'"):
         _protocol(MEASUREMENTS.replace('id = "cartilage"', 'id = "snr_muscle"'))

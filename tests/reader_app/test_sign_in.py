@@ -4,7 +4,6 @@ refuses a wrong one, and the package a reader takes home asks for it too."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 
 from reader_app.errors import ReaderAppError
 from studies.package import pack_reader
@@ -49,8 +48,9 @@ def test_the_picker_asks_the_passphrase_of_a_reader_who_has_one(
     assert ws.state.reader is None and picker.passphrase.text() == ""
     picker.list.setCurrentRow(1)  # R2 has no passphrase
     assert not picker.passphrase.isVisible()
-    picker.setFocus()
-    ws.qtbot.keyClick(QApplication.focusWidget() or picker, Qt.Key.Key_Return)
+    # Return on the reader list (where the arrows left the focus); sent to the list itself, as
+    # which widget has the focus right after a page change depends on the window manager
+    ws.qtbot.keyClick(picker.list, Qt.Key.Key_Return)
     assert ws.state.reader is not None and ws.state.reader.reader_id == "R2"
     kinds = [k for k in _event_kinds(ws.store) if k in ("signed_in", "sign_in_refused")]
     assert kinds == ["sign_in_refused", "signed_in", "signed_in"]

@@ -30,6 +30,10 @@ PROVENANCE_KEYS = {
     "code_version",
     "device",
     "torch_version",
+    "precision",
+    "batch_size",
+    "batch_halvings",
+    "estimated_bytes_per_slice",
     "seconds",
     "peak_memory_bytes",
 }
@@ -58,6 +62,11 @@ def test_recon_writes_series_and_manifest(fastmri_file: Path, tmp_path: Path) ->
     )
     assert prov["seed"] == [ord(c) for c in fastmri_file.name]
     assert prov["torch_version"] == torch.__version__ and prov["peak_memory_bytes"] > 0
+    assert prov["precision"]["policy"] == "fp32" and prov["precision"]["fft_dtype"] == "complex64"
+    acquisition = entry["acquisition"]
+    assert acquisition["format"] == "fastmri" and acquisition["prewhitened"] is False
+    assert acquisition["orientation"].startswith("unknown")
+    assert entry["series_number"] == 1
     assert set(entry["metrics"]) == {"nmse", "psnr", "ssim"}
     assert 0 < entry["metrics"]["ssim"] < 1
     series = out / entry["series_dir"]
@@ -68,6 +77,20 @@ def test_recon_writes_series_and_manifest(fastmri_file: Path, tmp_path: Path) ->
         text = " ".join(str(el.value) for el in ds.iterall() if el.keyword != "PixelData").lower()
         assert "cg-sense" not in text and fastmri_file.stem not in text
     assert "manifest" in result.output  # type: ignore[attr-defined]
+    # a second method on the same input: the same study, the next SeriesNumber
+    again = _recon(str(fastmri_file), "--out", str(out), "--method", "rss", "--device", "cpu")
+    assert again.exit_code == 0, again.output  # type: ignore[attr-defined]
+    second = json.loads((out / "manifest.json").read_text())[1]
+    assert second["series_number"] == 2
+    ds = pydicom.dcmread(next((out / second["series_dir"]).iterdir()))
+    assert ds.SeriesNumber == 2 and ds.StudyInstanceUID == datasets[0].StudyInstanceUID
+
+
+def test_unknown_precision_is_refused_before_any_work(fastmri_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ReconError, match="--precision"):
+        run_recon([fastmri_file], out, "rss", device="cpu", precision="fp8")
+    assert not out.exists()
 
 
 def test_running_again_adds_to_the_manifest(fastmri_file: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import fastmri
@@ -123,6 +124,57 @@ def test_varnet_equals_fastmri_varnet_data_transform_and_model(tmp_path: Path) -
         )
 
 
+def test_test_layout_file_derives_the_centre_width_as_fastmri(tmp_path: Path) -> None:
+    """A fastMRI test file (``mask`` in the file) with a 29-column centre: fastMRI uses 28."""
+    kspace = simulate_kspace(n_slices=2, coils=4, height=64, width=80)
+    mask = np.zeros(80, bool)
+    mask[::4] = True
+    mask[26:55] = True  # 29 columns, asymmetric about column 40
+    from recon_backend.data import make_geometry
+
+    path = write_fastmri_h5(
+        tmp_path / "file_test.h5",
+        kspace * mask,
+        make_geometry(kspace.shape, (32, 64)),
+        mask=mask,
+    )
+    torch.manual_seed(3)
+    config = {"num_cascades": 2, "sens_chans": 4, "sens_pools": 2, "chans": 4, "pools": 2}
+    theirs = fastmri.models.VarNet(**config).eval()
+    ours = VarNet(**config)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    result = reconstruct(load_kspace(path, lazy=True), "varnet", model=ours, device="cpu")
+    assert result.mask is not None
+    squeezed = torch.from_numpy(mask.astype(np.float32)).reshape(1, 1, 1, -1, 1)
+    _, fastmri_low = theirs.sens_net.get_pad_and_num_low_freqs(squeezed, 0)
+    assert result.mask.num_low_frequencies == int(fastmri_low) == 28
+    transform = fm.VarNetDataTransform()
+    attrs = {"padding_left": 0, "padding_right": 80, "recon_size": (32, 64, 1)}
+    for index, k in _fastmri_slices(path):
+        sample = transform(k, mask, None, attrs, path.name, index)
+        with torch.no_grad():
+            output = theirs(
+                sample.masked_kspace[None], sample.mask[None], sample.num_low_frequencies
+            )
+        expected = fm.center_crop(output, sample.crop_size)[0]
+        np.testing.assert_allclose(result.images[index], expected.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_centre_width_of_any_mask_is_fastmris(seed: int) -> None:
+    from recon_backend.inference import low_frequencies_from_mask
+
+    rng = np.random.default_rng(seed)
+    width = int(rng.integers(8, 120))
+    mask = rng.random(width) < rng.uniform(0.1, 0.9)
+    lo = int(rng.integers(0, width))
+    mask[lo : lo + int(rng.integers(0, width // 2 + 1))] = True
+    theirs = fastmri.models.VarNet(num_cascades=1, sens_chans=1, chans=1, sens_pools=1, pools=1)
+    tensor = torch.from_numpy(mask.astype(np.float32)).reshape(1, 1, 1, -1, 1)
+    _, expected = theirs.sens_net.get_pad_and_num_low_freqs(tensor, 0)
+    assert low_frequencies_from_mask(mask) == int(expected)
+
+
 def test_batch_size_does_not_change_the_images(make_fastmri_file: MakeFile) -> None:
     path = make_fastmri_file("five.h5", n_slices=5)
     volume = load_kspace(path, lazy=True)
@@ -138,13 +190,16 @@ class _OutOfMemoryAbove(torch.nn.Module):
         super().__init__()
         self.limit = limit
         self.calls: list[int] = []
+        self.failed: list[weakref.ref[torch.Tensor]] = []
         torch.manual_seed(2)
         self.unet = Unet(1, 1, chans=4, num_pool_layers=2)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         self.calls.append(int(image.shape[0]))
         if image.shape[0] > self.limit:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            work = image * 2  # memory the failed batch held
+            self.failed.append(weakref.ref(work))
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return self.unet(image)
 
 
@@ -162,7 +217,38 @@ def test_out_of_memory_halves_the_batch_and_keeps_finished_slices(
     )
     np.testing.assert_allclose(result.images, expected.images, rtol=1e-5, atol=1e-6)
     assert model.calls == [4, 2, 2, 1]
-    assert result.batch_size == 2
+    assert result.batch_size == 2 and result.halvings == 1
+
+
+def test_out_of_memory_frees_the_failed_batch_before_halving(
+    make_fastmri_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recon_backend.inference as inference
+
+    model = _OutOfMemoryAbove(limit=1)
+    alive_at_free: list[bool] = []
+    real_free = inference.free_cached_memory
+
+    def checking_free(device: torch.device) -> None:
+        alive_at_free.append(any(ref() is not None for ref in model.failed))
+        real_free(device)
+
+    monkeypatch.setattr(inference, "free_cached_memory", checking_free)
+    volume = load_kspace(make_fastmri_file("oom2.h5", n_slices=4), lazy=True)
+    reconstruct(volume, "unet", model=model, mask_func=_mask_func(), device="cpu", batch_size=4)
+    assert model.calls == [4, 2, 1, 1, 1, 1]
+    assert alive_at_free == [False, False]
+
+
+def test_a_runtime_error_that_mentions_memory_is_not_taken_for_one(fastmri_file: Path) -> None:
+    class Worded(torch.nn.Module):
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("CUDA out of memory (but raised as a plain RuntimeError)")
+
+    with pytest.raises(RuntimeError, match="plain RuntimeError"):
+        reconstruct(
+            load_kspace(fastmri_file), "unet", model=Worded(), mask_func=_mask_func(), device="cpu"
+        )
 
 
 def test_out_of_memory_with_one_slice_is_a_clear_error(fastmri_file: Path) -> None:
@@ -228,17 +314,25 @@ def test_bad_requests(fastmri_file: Path) -> None:
 
 
 def test_auto_batch_is_bounded_and_independent_of_slice_count(make_fastmri_file: MakeFile) -> None:
+    from recon_backend.inference import CPU_DEFAULT_BATCH
+    from recon_backend.memory_model import slice_bytes
+
     ten = load_kspace(make_fastmri_file("ten.h5", n_slices=10), lazy=True)
     forty = load_kspace(make_fastmri_file("forty.h5", n_slices=40), lazy=True)
     cpu = torch.device("cpu")
-    assert (
-        estimate_batch_size(ten, "cg-sense", cpu)
-        == estimate_batch_size(forty, "cg-sense", cpu)
-        == 8
-    )
-    per_slice = 4 * 64 * 48 * 8
-    assert estimate_batch_size(forty, "zero-filled", cpu, budget_bytes=per_slice * 5 * 3) == 3
+    for method, default in CPU_DEFAULT_BATCH.items():
+        assert estimate_batch_size(ten, method, cpu) == estimate_batch_size(forty, method, cpu)
+        assert estimate_batch_size(forty, method, cpu) == default
+    per_slice = slice_bytes("zero-filled", 4, 64, 48)
+    # the measured default shrinks when the memory model says it would not fit
+    assert estimate_batch_size(forty, "zero-filled", cpu, budget_bytes=per_slice * 1) == 1
     assert estimate_batch_size(forty, "zero-filled", cpu, budget_bytes=1) == 1
+    # a GPU takes as many as the memory model fits, up to the cap
+    gpu = torch.device("cuda")
+    assert estimate_batch_size(forty, "varnet", gpu, budget_bytes=1 << 40) == 16
+    per_varnet = slice_bytes("varnet", 4, 64, 48)
+    assert estimate_batch_size(forty, "varnet", gpu, budget_bytes=per_varnet * 5 + 1) == 5
+    assert estimate_batch_size(forty, "zero-filled", gpu, budget_bytes=per_slice * 3) == 3
 
 
 def test_device_choice_on_this_machine() -> None:

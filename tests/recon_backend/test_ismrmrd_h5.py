@@ -12,20 +12,21 @@ import pytest
 
 from recon_backend.data import load_kspace, make_geometry
 from recon_backend.data.fastmri_h5 import build_header
-from recon_backend.data.ismrmrd_h5 import read_ismrmrd_h5, write_ismrmrd_h5
+from recon_backend.data.ismrmrd_h5 import noise_whitener, read_ismrmrd_h5, write_ismrmrd_h5
 from recon_backend.errors import ReconError
 from tests.recon_backend.conftest import simulate_kspace
 
 
 def _write_shuffled(
     path: Path, kspace: np.ndarray, seed: int, noise_lines: int = 2, image_lines: bool = True
-) -> None:
+) -> list[np.ndarray]:
     """Write one acquisition per (slice, line) in random order, plus noise scans to skip."""
     n_slices, n_coils, _height, width = kspace.shape
     geometry = make_geometry(kspace.shape)
     rng = np.random.default_rng(seed)
     order = [(s, line) for s in range(n_slices) for line in range(width) if image_lines]
     rng.shuffle(order)
+    noise_scans = []
     with ismrmrd.Dataset(str(path), "dataset", create_if_needed=True) as dataset:
         dataset.write_xml_header(build_header(geometry, n_coils, n_slices))
         for _ in range(noise_lines):
@@ -34,6 +35,7 @@ def _write_shuffled(
             )
             noise.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
             dataset.append_acquisition(noise)
+            noise_scans.append(noise.data.copy())
         for s, line in order:
             acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(kspace[s, :, :, line]))
             acq.idx.slice = s
@@ -42,14 +44,19 @@ def _write_shuffled(
             acq.read_dir[:] = (0.0, 1.0, 0.0)
             acq.phase_dir[:] = (1.0, 0.0, 0.0)
             dataset.append_acquisition(acq)
+    return noise_scans
 
 
 def test_shuffled_acquisitions_are_sorted_by_counters(tmp_path: Path) -> None:
     kspace = simulate_kspace(n_slices=3, coils=2, height=16, width=12)
     path = tmp_path / "raw.h5"
-    _write_shuffled(path, kspace, seed=3)
+    noise = _write_shuffled(path, kspace, seed=3)
     volume = load_kspace(path)
-    np.testing.assert_array_equal(volume.kspace, kspace)
+    # the two noise scans prewhiten every line
+    whitener, _ = noise_whitener(noise, 1.0, 1.0, path)
+    expected = np.einsum("dc,schw->sdhw", whitener, kspace)
+    np.testing.assert_allclose(volume.kspace, expected, rtol=1e-4, atol=1e-9)
+    assert volume.acquisition["prewhitened"] and volume.acquisition["noise_scans"] == 2
     assert volume.fully_sampled
     assert volume.geometry.slice_centres_mm == ((0.0, 0.0, 0.0), (0.0, 0.0, 5.0), (0.0, 0.0, 10.0))
     assert volume.geometry.read_dir == (0.0, 1.0, 0.0)
@@ -59,6 +66,8 @@ def test_writer_round_trip_with_padding_and_undersampling(tmp_path: Path) -> Non
     kspace = simulate_kspace(n_slices=2, coils=3, height=16, width=12)
     geometry = replace(
         make_geometry(kspace.shape, padding=(1, 11)),
+        read_dir=(0.0, 1.0, 0.0),
+        phase_dir=(1.0, 0.0, 0.0),
         slice_centres_mm=((1.0, 2.0, 3.0), (1.0, 2.0, 6.0)),
     )
     mask = np.zeros(12, bool)

@@ -19,7 +19,9 @@ def _entry(number: int) -> dict[str, object]:
         "method": "rss",
         "series_dir": f"in{number}_rss",
         "series_instance_uid": f"1.2.3.{number}",
+        "series_number": number,
         "n_slices": 3,
+        "acquisition": {"format": "fastmri"},
         "provenance": {"seconds": 1.5},
         "metrics": None,
     }

@@ -56,9 +56,9 @@ def test_masks_match_fastmri(kind, pairs, num_cols, lead, seed, offset, init_see
     for _ in range(calls):  # repeated calls: the generator state must advance identically
         try:
             expected, expected_low = theirs(shape, offset, seed)
-        except ValueError:
-            # fastMRI cannot draw this combination (e.g. an equispaced step below 0.5 column):
-            # ours must refuse it too rather than invent a mask.
+        except (ValueError, ZeroDivisionError):
+            # fastMRI cannot draw this combination (e.g. an equispaced step below 0.5 column, or
+            # a centre that is already W / acceleration): ours must refuse it too, clearly.
             with pytest.raises(ValueError):
                 ours(shape, offset, seed)
             return
@@ -153,3 +153,16 @@ def test_apply_mask_accepts_complex_kspace():
     assert torch.equal(torch.view_as_real(complex_out), real_view)
     assert complex_low == num_low
     np.testing.assert_array_equal(complex_mask.numpy(), mask[..., 0].numpy())
+
+
+def test_a_centre_that_is_the_whole_budget_is_a_clear_error(tmp_path) -> None:
+    from recon_backend.data import load_kspace, write_fastmri_h5
+    from recon_backend.errors import ReconError
+    from recon_backend.inference import reconstruct
+    from tests.recon_backend.conftest import simulate_kspace
+
+    path = write_fastmri_h5(tmp_path / "w100.h5", simulate_kspace(1, 2, 32, 100))
+    mask = subsample.create_mask_for_mask_type("equispaced-fraction", [0.25], [4])
+    with pytest.raises(ReconError, match="no columns are left") as info:
+        reconstruct(load_kspace(path), "zero-filled", mask_func=mask, device="cpu")
+    assert str(path) in str(info.value)

@@ -12,8 +12,8 @@ from recon_backend.training import train_demo
 
 TINY = [
     "--steps", "2", "--cascades", "1", "--chans", "4", "--pools", "2",
-    "--sens-chans", "2", "--sens-pools", "2", "--image-size", "32", "--eval-size", "32",
-    "--coils", "2", "--heldout-volumes", "1", "--heldout-slices", "2", "--log-every", "1",
+    "--sens-chans", "2", "--sens-pools", "2", "--image-size", "64",
+    "--heldout-volumes", "1", "--heldout-slices", "2", "--log-every", "1",
     "--cg-iterations", "3",
 ]  # fmt: skip
 
@@ -29,10 +29,13 @@ def test_tiny_training_run_writes_weights_and_record(tmp_path, capsys):
     assert stored == record
     assert stored["training"]["steps"] == 2 and stored["seed"] == 3
     assert stored["command"].startswith("python -m recon_backend.training.train_demo --out ")
-    assert stored["reproduce_exactly"].endswith("--steps 2")
-    results = stored["heldout"]["results"]
-    assert set(results) == {"zero-filled", "cg-sense", "varnet"}
-    assert all(0 < results[m]["ssim"] <= 1 for m in results)
+    assert stored["reproduce_exactly"].endswith("--steps 2 --minutes 1000")
+    families = stored["heldout"]["families"]
+    assert set(families) == {"mni-heldout", "shepp-logan", "shoulder-knee-layout"}
+    for family in families.values():
+        results = family["results"]
+        assert set(results) == {"zero-filled", "cg-sense", "varnet"}
+        assert all(0 < results[m]["ssim"] <= 1 for m in results)
     assert "SIMULATED" in stored["description"]
     assert not list(out.parent.glob("*.tmp"))
     assert "step 2/2" in capsys.readouterr().out
@@ -40,7 +43,7 @@ def test_tiny_training_run_writes_weights_and_record(tmp_path, capsys):
 
 def test_same_seed_same_weights(tmp_path):
     paths = [tmp_path / "a.pt", tmp_path / "b.pt"]
-    args = [*TINY, "--heldout-volumes", "1", "--threads", str(torch.get_num_threads())]
+    args = [*TINY, "--heldout-volumes", "0", "--threads", str(torch.get_num_threads())]
     for path in paths:
         train_demo.main(["--out", str(path), "--seed", "7", *args])
     a, b = (torch.load(p, weights_only=True) for p in paths)

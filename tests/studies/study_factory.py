@@ -14,6 +14,7 @@ from studies.cases import load_cases
 from studies.db.engine import make_engine
 from studies.db.migrate import upgrade
 from studies.db.populate import SeriesCopy, opaque_id, write_study
+from studies.image_digests import file_digests, sha256_of
 from studies.protocol import parse_protocol
 from studies.randomisation import ALGORITHM_VERSION, generate_assignments
 from studies.record import KEY_INFO, head
@@ -208,9 +209,11 @@ def build_study(
     for row in cases:
         sid = opaque_id("s", taken)
         (images / sid).mkdir(parents=True)
-        for k in range(n_slices):
-            (images / sid / f"{k + 1:04d}.dcm").write_bytes(b"not really DICOM")
-        series[row.key] = SeriesCopy(sid, sid, n_slices)
+        names = [f"{k + 1:04d}.dcm" for k in range(n_slices)]
+        for name in names:
+            (images / sid / name).write_bytes(f"not really DICOM: {sid}/{name}".encode())
+        digests = [sha256_of(images / sid / name) for name in names]
+        series[row.key] = SeriesCopy(sid, sid, n_slices, file_digests(names, digests))
     engine = make_engine(db)
     upgrade(engine)
     from sqlalchemy.orm import Session

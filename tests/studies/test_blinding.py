@@ -319,6 +319,37 @@ def test_blinded_files_validate_and_read_back(tmp_path: Path, clock) -> None:
         assert "MRImage" in report
 
 
+def test_series_without_orientation_are_secondary_capture_in_every_arm(
+    tmp_path: Path, clock
+) -> None:
+    """One arm without orientation: neither arm gets any (none is invented, and the SOP class
+    says nothing about the arm); the files still validate and read back in slice order."""
+    protocol, cases = build(tmp_path, rows=16, cols=12, mutate={"dl": _no_geometry})
+    db = tmp_path / "study.sqlite"
+    create_study(protocol, cases, db, clock=clock)
+    for (_case, _arm), files in blinded_series(db).items():
+        for index, path in enumerate(files, start=1):
+            ds = pydicom.dcmread(path)
+            assert ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+            assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID
+            assert ds.Modality == "MR" and ds.ConversionType == "WSD"
+            assert ds.BurnedInAnnotation == "NO" and ds.InstanceNumber == index
+            for keyword in (
+                "ImageOrientationPatient",
+                "ImagePositionPatient",
+                "FrameOfReferenceUID",
+            ):
+                assert keyword not in ds, keyword
+            assert [float(v) for v in ds.PixelSpacing] == [0.5, 0.5]
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian dicom3tools) is not installed: make test-tools")
+    for path in every_file(db):
+        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        report = result.stdout + result.stderr
+        errors = [line for line in report.splitlines() if line.startswith("Error")]
+        assert errors == [], f"{path}: {report}"
+
+
 # -- arm leaks, planted on the AI arm only ----------------------------------------------------
 
 
@@ -345,6 +376,17 @@ def _file_meta(**values: str) -> Mutation:
             setattr(ds.file_meta, keyword, value)
 
     return lambda folder: rewrite(folder, change)
+
+
+def _no_geometry(folder: Path) -> None:
+    """The arm has no orientation or position (a reconstruction of a fastMRI file)."""
+
+    def drop(ds: Dataset) -> None:
+        for keyword in ("ImageOrientationPatient", "ImagePositionPatient", "FrameOfReferenceUID"):
+            if keyword in ds:
+                delattr(ds, keyword)
+
+    rewrite(folder, drop)
 
 
 def _rescaled(folder: Path) -> None:
@@ -385,6 +427,7 @@ IDENTICAL = "identical"
 #: words the refusal must contain).
 LEAKS: list[tuple[str, dict[str, object], Mutation | None, str]] = [
     ("transfer syntax (RLE)", {}, _rle, IDENTICAL),
+    ("orientation and position missing", {}, _no_geometry, IDENTICAL),
     ("secondary capture, burned-in unknown", {}, _secondary_capture(None), "Secondary Capture"),
     ("secondary capture, BurnedInAnnotation NO", {}, _secondary_capture("NO"), IDENTICAL),
     ("file meta AE title", {}, _file_meta(SourceApplicationEntityTitle="MRC40213"), IDENTICAL),

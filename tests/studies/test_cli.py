@@ -225,6 +225,18 @@ def test_verify_names_the_first_bad_event(cli, tmp_path: Path, clock: FakeClock)
     assert code == 1 and "blindreader: error:" in err and "event 5 (case_opened" in err
 
 
+def test_verify_reads_the_image_files_unless_told_not_to(cli, tmp_path: Path) -> None:
+    db = build_study(tmp_path, n_cases=2, n_slices=2)
+    code, out, _ = cli("study", "verify", "--db", str(db))
+    assert code == 0 and "12 image files" in out  # (2 cases + a training case) x 2 arms x 2
+    victim = next((tmp_path / "study_images").iterdir()) / "0001.dcm"
+    victim.write_bytes(b"swapped")
+    code, _, err = cli("study", "verify", "--db", str(db))
+    assert code == 1 and f"series {victim.parent.name}: image file 0001.dcm was changed" in err
+    code, out, _ = cli("study", "verify", "--db", str(db), "--skip-images")
+    assert code == 0 and "image files not read (--skip-images)" in out
+
+
 def test_pack_and_merge(cli, tmp_path: Path, clock: FakeClock) -> None:
     db = build_study(tmp_path, n_cases=2)
     pkg = tmp_path / "pkg-R2"

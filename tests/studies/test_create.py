@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import signal
 import sqlite3
@@ -93,6 +95,33 @@ def test_create_makes_a_blinded_study(tmp_path: Path, clock) -> None:
     assert seed == 7 and version.startswith("blindreader-assignments/")
     assert '"pydicom"' in libs and '"numpy"' in libs
     assert truths == 4  # truth_acl for every case; truth_mcl empty
+
+
+def test_create_records_the_checksum_of_every_blinded_file(tmp_path: Path, clock) -> None:
+    """The real blinded files: their sha256 are in the series rows, and ``verify`` compares."""
+    protocol, cases = make_inputs(tmp_path)
+    db = tmp_path / "study.sqlite"
+    create_study(protocol, cases, db, clock=clock)
+    con = sqlite3.connect(db)
+    rows = con.execute("select folder, files_sha256 from series").fetchall()
+    con.close()
+    assert len(rows) == 8
+    for folder, stored in rows:
+        digests = json.loads(stored)
+        files = sorted((tmp_path / "study_images" / folder).iterdir())
+        assert sorted(digests) == [f.name for f in files]
+        for f in files:
+            assert digests[f.name] == hashlib.sha256(f.read_bytes()).hexdigest()
+    with Store.open(db, clock=clock) as store:
+        assert store.verify().ok
+    victim = tmp_path / "study_images" / rows[0][0] / "0002.dcm"
+    ds = pydicom.dcmread(victim)
+    ds.SeriesDescription = "edited"
+    ds.save_as(victim)
+    with Store.open(db, clock=clock) as store:
+        problems = store.verify().problems
+    changed = f"series {rows[0][0]}: image file 0002.dcm was changed (its checksum differs)"
+    assert problems == [changed]
 
 
 def test_leak_stops_create_and_leaves_nothing(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from studies.api import DEFAULT_SERIES_LABEL
 from studies.cases import load_cases
@@ -262,7 +263,10 @@ def test_a_study_made_before_multi_series_is_migrated(tmp_path, clock):
         assert view is not None and view.sides[0].labels == (DEFAULT_SERIES_LABEL,)
         assert len(view.sides[0].files) == 3
     with sqlite3.connect(db) as con:
-        assert con.execute("select version_num from alembic_version").fetchone() == ("0003",)
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert con.execute("select version_num from alembic_version").fetchone() == (head,)
+        series_columns = [r[1] for r in con.execute("pragma table_info(series)")]
+        assert "files_sha256" in series_columns  # 0004: empty for series made before it
         columns = [r[1] for r in con.execute("pragma table_info(answer_revision)")]
         assert "reason" in columns
         assert {r[0] for r in con.execute("select label from series")} == {DEFAULT_SERIES_LABEL}

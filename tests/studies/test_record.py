@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from studies.api import AnswerKey
 from studies.errors import StudyError
 from studies.export import export
+from studies.image_digests import sha256_of
 from studies.record import entry_hash
 from studies.store import Store
 from studies.study_key import KEY_DIR_VARIABLE, key_path
@@ -591,3 +592,77 @@ def test_the_washout_after_a_tampered_finish_is_recomputed_not_trusted(copy_of) 
         "update reading_session set finished_at = '2026-10-01 00:00:00.000000' where \"index\" = 1",
     )
     assert_found(problems_of(db), "finished_at is '2026-10-01T00:00:00.000000+00:00'")
+
+
+# ---- the image files beside the database ------------------------------------------------------
+
+
+def _series_folders(db: Path) -> list[Path]:
+    rows = query(db, "select folder from series order by opaque_id")
+    (images,) = query(db, "select images_dir from study")[0]
+    return [db.parent / images / folder for (folder,) in rows]
+
+
+def test_intact_images_verify_without_a_note(copy_of) -> None:
+    db = copy_of("sequential")
+    with Store.open(db, clock=FakeClock()) as store:
+        report = store.verify()
+    assert report.ok, report.problems
+    assert not any("image checksums" in note for note in report.notes)
+
+
+def test_two_series_swapped_on_disk(copy_of) -> None:
+    """The attacker's cheapest unblinding-free edit: swap the images of two series."""
+    db = copy_of("sequential")
+    a, b = _series_folders(db)[:2]
+    parked = a.with_name("parked")
+    a.rename(parked)
+    b.rename(a)
+    parked.rename(b)
+    assert_found(problems_of(db), f"series {a.name}: image file 0001.dcm was changed")
+
+
+def test_an_image_file_edited_deleted_or_added(copy_of) -> None:
+    db = copy_of("sequential")
+    first, second, third = _series_folders(db)[:3]
+    (first / "0001.dcm").write_bytes(b"a different image")
+    (second / "0001.dcm").unlink()
+    (third / "0002.dcm").write_bytes(b"one more image")
+    assert_found(
+        problems_of(db),
+        f"series {first.name}: image file 0001.dcm was changed",
+        f"series {second.name}: image file 0001.dcm is missing",
+        f"series {third.name}: image file 0002.dcm was added",
+    )
+    with Store.open(db, clock=FakeClock()) as store:
+        assert store.verify(images=False).ok  # rows alone are intact
+
+
+def test_a_series_folder_removed(copy_of) -> None:
+    db = copy_of("sequential")
+    folder = _series_folders(db)[0]
+    shutil.rmtree(folder)
+    assert_found(problems_of(db), f"series {folder.name}: image folder", "is missing")
+
+
+def test_an_image_replaced_with_its_checksum_updated_in_the_row(copy_of) -> None:
+    """Whoever swaps a file and updates the checksum column meets the record."""
+    db = copy_of("sequential")
+    folder = _series_folders(db)[0]
+    (folder / "0001.dcm").write_bytes(b"a different image")
+    (stored,) = query(db, "select files_sha256 from series where folder = ?", (folder.name,))[0]
+    digests = json.loads(stored)
+    digests["0001.dcm"] = sha256_of(folder / "0001.dcm")
+    sql(
+        db,
+        "update series set files_sha256 = ? where folder = ?",
+        params=(json.dumps(digests, sort_keys=True, separators=(",", ":")), folder.name),
+    )
+    assert_found(problems_of(db), "series", "files_sha256")
+
+
+def test_a_checksum_column_that_is_not_json(copy_of) -> None:
+    db = copy_of("sequential")
+    folder = _series_folders(db)[0]
+    sql(db, "update series set files_sha256 = 'garbage' where folder = ?", params=(folder.name,))
+    assert_found(problems_of(db), f"series {folder.name}: files_sha256 is not a JSON object")

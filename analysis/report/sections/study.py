@@ -59,6 +59,9 @@ class StudySection(Section):
                 f"Exclusions: {len(exclusions)} case-finding combination(s)",
             ]
         )  # fmt: skip
+        if ctx.study_record is not None:
+            result.data["record"] = {k: v for k, v in ctx.study_record.items() if k != "anchor"}
+            _record_block(result, ctx.study_record)
         flow = _flow(ctx, exclusions)
         result.data["flow"] = flow
         steps = [(step["label"], step["count"]) for step in flow["steps"]]
@@ -106,6 +109,40 @@ class StudySection(Section):
             result.table(frame.head(30), caption="Case-finding combinations excluded (first 30)")
         result.references = [STARD_REFERENCE]
         return result
+
+
+def _record_block(result: SectionResult, record: dict[str, Any]) -> None:
+    """The study record, the sign-in policy and the distinguishability of the arms."""
+    result.heading("Blinding and the study record")
+    if record["verified"]:
+        how = (
+            "with the study key" if record["keyed"] else "without the study key (consistency only)"
+        )
+        verified = f"The study record verified {how}: no answer, event or image file was changed."
+    else:
+        verified = (
+            f"THE STUDY RECORD DOES NOT VERIFY: {record['problems']} problem(s); first: "
+            f"{record['first_problem']}. The results below describe the database as it is now."
+        )
+    anchor = record["anchor"]
+    lines = [
+        verified,
+        f"This report is anchored in the record (entry {anchor['seq']}, {anchor['hash'][:16]}...); "
+        "`blindreader study verify --anchor results.json` checks it later.",
+        f"Sign-in: {record['sign_in']}.",
+    ]
+    measured = record["distinguishability"]
+    if not measured:
+        lines.append("Distinguishability of the arms: not measured at create.")
+    for item in measured:
+        lines.append(f"Distinguishability: {item['summary']}")
+    result.bullets(lines)
+    if any(item["verdict"] == "distinguishable" for item in measured):
+        result.paragraph(
+            "Image statistics tell an arm from the reference: readers may have recognised the "
+            "arm by its look, so blinding was partial; the comparisons below should be read "
+            "with that in mind."
+        )
 
 
 def _flow(ctx: ReportContext, exclusions: list[dict[str, str]]) -> dict[str, Any]:
