@@ -161,6 +161,22 @@ def test_missing_and_undeclared_measurements_are_noted(tmp_path: Path) -> None:
     assert any("not in the protocol, left out: adc" in n for n in result.notes)
 
 
+def test_per_series_measurements_are_compared_series_by_series(tmp_path: Path) -> None:
+    """A per-series question's measurement comes as "<id>@<series>", one per series."""
+    protocol = _protocol(MEASUREMENTS)
+    measured = simulate_measurements(protocol, 12, np.random.default_rng(4))
+    snr = measured[measured["measurement"] == "snr_muscle"]
+    per_series = pd.concat(
+        [snr.assign(measurement=f"snr_muscle@{label}") for label in ("cor_pd", "sag_t2")]
+        + [measured[measured["measurement"] != "snr_muscle"]]
+    )
+    result = _section(protocol, per_series, tmp_path)
+    compared = {c["measurement"] for c in result.data["comparisons"]}
+    assert {"snr_muscle@cor_pd", "snr_muscle@sag_t2"} <= compared
+    assert not any("not in the protocol" in n for n in result.notes)
+    assert all("@" not in f.path.name for f in result.figures)
+
+
 def test_training_cases_are_left_out(tmp_path: Path) -> None:
     protocol = _protocol(MEASUREMENTS).model_copy(update={"training_cases": ["case0001"]})
     measured = simulate_measurements(protocol, 12, np.random.default_rng(4))

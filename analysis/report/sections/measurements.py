@@ -94,33 +94,38 @@ class MeasurementSection(Section):
         family = ctx.settings.multiplicity
         present = set(frame["measurement"].astype(str))
         comparisons: list[MeasurementComparison] = []
+        labels: dict[str, str] = {}
         for m in _declared(ctx):
-            if m.id not in present:
+            # a per-series question's measurement is named "<id>@<series>", one per series
+            names = sorted(n for n in present if n == m.id or n.startswith(f"{m.id}@"))
+            if not names:
                 result.notes.append(f"{m.id}: no values in the measurement table")
                 continue
-            for reference, new in ctx.comparisons:
-                try:
-                    comparisons.append(
-                        compare_measurement(
-                            frame,
-                            m.id,
-                            reference,
-                            new,
-                            margin=m.margin or math.inf,
-                            relative=m.relative,
-                            unit=m.unit,
+            for name in names:
+                series = name.partition("@")[2]
+                labels[name] = (m.label or m.id) + (f" ({series})" if series else "")
+                for reference, new in ctx.comparisons:
+                    try:
+                        comparisons.append(
+                            compare_measurement(
+                                frame,
+                                name,
+                                reference,
+                                new,
+                                margin=m.margin or math.inf,
+                                relative=m.relative,
+                                unit=m.unit,
+                            )
                         )
-                    )
-                except AnalysisError as exc:
-                    result.notes.append(f"{m.id}, {new} vs {reference} not computed: {exc}")
-        undeclared = sorted(present - {m.id for m in _declared(ctx)})
+                    except AnalysisError as exc:
+                        result.notes.append(f"{name}, {new} vs {reference} not computed: {exc}")
+        undeclared = sorted(present - set(labels))
         if undeclared:
             result.notes.append(
                 f"measurements not in the protocol, left out: {', '.join(undeclared)}"
             )
         if not comparisons:
             raise AnalysisError("no measurement could be compared between arms")
-        labels = {m.id: (m.label or m.id) for m in _declared(ctx)}
         rows = [row for c in comparisons for row in c.rows()]
         table = pd.DataFrame(rows)
         tested = [c for c in comparisons if math.isfinite(c.margin)]
@@ -279,7 +284,7 @@ class MeasurementSection(Section):
             mean_text = f"reference mean {fmt(c.reference_mean)}, {c.new} mean {fmt(c.new_mean)}"
             notes.append(mean_text)
         result.bullets(notes)
-        stem = f"measurement_{c.measurement}_{c.new}_vs_{c.reference}"
+        stem = f"measurement_{c.measurement.replace('@', '-')}_{c.new}_vs_{c.reference}"
         ba = c.bland_altman[POOLED].to_dict()
         margin = c.margin if math.isfinite(c.margin) else None
         path = figures.bland_altman_plot(
