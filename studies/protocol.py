@@ -781,6 +781,9 @@ class Protocol(_Model):
         texts = [("instructions", self.instructions)]
         texts += [(f"hanging.series[{i}]", label) for i, label in enumerate(self.hanging.series)]
         texts += [(f"window_presets[{i}].name", p.name) for i, p in enumerate(self.window_presets)]
+        texts += [  # drawn beside the ROI on the image
+            (f"questions[{i}].roi", q.roi) for i, q in enumerate(self.questions) if q.roi
+        ]
         texts += [
             (f"training_reference[{i}].explanation", r.explanation)
             for i, r in enumerate(self.training_reference)

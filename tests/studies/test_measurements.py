@@ -98,6 +98,11 @@ BAD = [
         'roi_b = "roi_background"',
         r"measurements\[1\]: cnr reads the same ROI twice",
     ),
+    (  # the ROI's name is drawn beside it on the image
+        'type = "roi"\nroi = "fluid"',
+        'type = "roi"\nroi = "varnet_fluid"',
+        r"questions\[2\]\.roi: names the arm 'varnet'",
+    ),
 ]
 
 
