@@ -694,6 +694,44 @@ def write_csv(frame: pd.DataFrame, path: Path | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def record_export(
+    s: Session,
+    *,
+    what: str,
+    path: Path,
+    unblinded: bool,
+    n_rows: int,
+    sha256: str,
+    now: datetime,
+) -> None:
+    """Log an export in the write transaction ``s``: its ``export_run`` row (in the study
+    record) and its ``export_written`` event with the operating-system user."""
+    run = ExportRun(
+        what=what,
+        path=str(path.resolve()),
+        unblinded=unblinded,
+        n_rows=n_rows,
+        sha256=sha256,
+        created_at=now,
+    )
+    s.add(run)
+    s.flush()
+    record_rows(s, ExportRun, [run.id])
+    append_event(
+        s,
+        kind="export_written",
+        created_at=now,
+        payload={
+            "what": what,
+            "unblinded": unblinded,
+            "rows": n_rows,
+            "sha256": sha256,
+            "export_run": run.id,
+            "os_user": os_user(),
+        },
+    )
+
+
 def export(
     store: Store,
     what: str,
@@ -748,30 +786,10 @@ def export(
     is_unblinded = unblinded or what in ("assignments", "key", "mrmc", "mrmcaov", "imrmc")
     try:
         with store.writing() as s:
-            run = ExportRun(
-                what=what,
-                path=str(out.resolve()),
-                unblinded=is_unblinded,
-                n_rows=len(frame),
-                sha256=digest,
-                created_at=now,
-            )
-            s.add(run)
-            s.flush()
-            record_rows(s, ExportRun, [run.id])
-            append_event(
-                s,
-                kind="export_written",
-                created_at=now,
-                payload={
-                    "what": what,
-                    "unblinded": is_unblinded,
-                    "rows": len(frame),
-                    "sha256": digest,
-                    "export_run": run.id,
-                    "os_user": os_user(),
-                },
-            )
+            record_export(
+                s, what=what, path=out, unblinded=is_unblinded, n_rows=len(frame), sha256=digest,
+                now=now,
+            )  # fmt: skip
             at_head = head(s)
             if out.exists():
                 backup = out.with_name(f".{out.name}.{secrets.token_hex(4)}.previous")
@@ -814,6 +832,7 @@ __all__ = [
     "measurement_value",
     "measurements_frame",
     "mrmc_frame",
+    "record_export",
     "roi_frame",
     "truth_frame",
     "write_csv",

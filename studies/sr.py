@@ -25,11 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from studies.actor import os_user
-from studies.db.models import ExportRun
 from studies.errors import StudyError
-from studies.events import append_event
-from studies.record import head, record_rows
+from studies.record import head
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -233,31 +230,12 @@ def _answer_key(item: DrawnAnswer) -> Any:
 
 def _log(store: Store, out: Path, n_files: int, sha256: str) -> None:
     """The export's ``export_run`` row and event, and an anchor of the record (as for CSVs)."""
+    from studies.export import record_export
+
     now = store.now()
     with store.writing() as s:
-        run = ExportRun(
-            what="sr",
-            path=str(out.resolve()),
-            unblinded=True,
-            n_rows=n_files,
-            sha256=sha256,
-            created_at=now,
-        )
-        s.add(run)
-        s.flush()
-        record_rows(s, ExportRun, [run.id])
-        append_event(
-            s,
-            kind="export_written",
-            created_at=now,
-            payload={
-                "what": "sr",
-                "unblinded": True,
-                "rows": n_files,
-                "sha256": sha256,
-                "export_run": run.id,
-                "os_user": os_user(),
-            },
+        record_export(
+            s, what="sr", path=out, unblinded=True, n_rows=n_files, sha256=sha256, now=now
         )
         at_head = head(s)
     if at_head is not None:

@@ -15,7 +15,7 @@ from recon_backend.data import Geometry, make_geometry
 from recon_backend.errors import ReconError
 from recon_backend.export import PROTOCOL_NAME, SERIES_DESCRIPTION, write_series
 from studies.dicom_series import burned_in_reason
-from tests.recon_backend.dicom_tools import dciodvfy_errors, dcm2pnm_grey
+from tests.dicom_tools import dciodvfy_errors, dcm2pnm_grey
 
 
 def _images(seed: int = 0, shape: tuple[int, int, int] = (4, 20, 16)) -> np.ndarray:

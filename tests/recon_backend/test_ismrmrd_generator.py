@@ -27,7 +27,7 @@ from recon_backend.fftc import ifft2c
 from recon_backend.inference import reconstruct
 from recon_backend.pipeline import run_recon
 from recon_backend.transforms import center_crop, rss
-from tests.recon_backend.dicom_tools import dciodvfy_errors
+from tests.dicom_tools import dciodvfy_errors
 
 GENERATOR = "ismrmrd_generate_cartesian_shepp_logan"
 
