@@ -142,6 +142,17 @@ type = "preference"
 """
 
 START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+"""Where every test's ``FakeClock`` starts: a fixed instant, never compared with today."""
+
+
+def sql_time(at: datetime) -> str:
+    """``at`` as the store writes a time into SQLite (what an attacker's ``sqlite3`` writes)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def iso_time(at: datetime) -> str:
+    """``at`` as ``verify`` quotes a stored time."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class FakeClock:

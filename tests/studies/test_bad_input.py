@@ -266,15 +266,15 @@ def test_a_full_disk_during_an_export_writes_neither_the_file_nor_its_log(
 PACK_AND_BLOCK = textwrap.dedent(
     """
     import sys, time
-    from datetime import UTC, datetime
     from studies.package import pack_reader
+    from tests.studies.study_factory import FakeClock
 
     def progress(done, total, message):
         print("copying", flush=True)
         time.sleep(120)
 
     pack_reader(sys.argv[1], "R1", sys.argv[2], progress=progress,
-                clock=lambda: datetime(2026, 11, 1, 9, 0, tzinfo=UTC))
+                clock=FakeClock())
     """
 )
 

@@ -23,7 +23,7 @@ from studies.package import MergeRefusedError, merge_packages, pack_reader
 from studies.store import Store
 from studies.study_key import KEY_DIR_VARIABLE
 from tests.studies.attacker import dump, private_copy, reseal, rewrite_record
-from tests.studies.study_factory import FakeClock, answer_all, build_study
+from tests.studies.study_factory import START, FakeClock, answer_all, build_study, sql_time
 
 MERGE_AT = timedelta(days=31)  # after the start of the package reading
 
@@ -231,7 +231,7 @@ def _revision_times_backwards(s: Site) -> None:
     (rev2,) = s.one(
         "select id from answer_revision where answer_pk = ? and revision = 2", (answer,)
     )
-    earlier = "2026-11-01 09:04:00.000000"
+    earlier = sql_time(START + timedelta(minutes=4))
     s.sql("update answer_revision set recorded_at = ? where id = ?", params=(earlier, rev2))
     s.sql("update answer set last_answered_at = ? where id = ?", params=(earlier, answer))
     s.sql(
@@ -257,12 +257,12 @@ def _retime_last_revision(s: Site, when: str) -> None:
 
 
 def _in_the_future(s: Site) -> None:
-    _retime_last_revision(s, "2030-01-01 00:00:00.000000")
+    _retime_last_revision(s, sql_time(START + timedelta(days=3 * 365)))
 
 
 def _before_the_package(s: Site) -> None:
     (rev,) = s.one("select id from answer_revision order by recorded_at limit 1 offset 1")
-    when = "2026-10-20 00:00:00.000000"
+    when = sql_time(START - timedelta(days=12))
     s.sql("update answer_revision set recorded_at = ? where id = ?", params=(when, rev))
     (answer,) = s.one("select answer_pk from answer_revision where id = ?", (rev,))
     s.sql(
@@ -327,7 +327,7 @@ def _chain_broken(s: Site) -> None:
 def _finished_session_answered(s: Site) -> None:
     answer, _ = _answer(s, "quality", session=1)
     (n, value) = s.one("select revision, value_json from answer where id = ?", (answer,))
-    when = "2026-11-20 12:00:00.000000"  # after session 1 finished, before session 2
+    when = sql_time(START + timedelta(days=19))  # after session 1 finished, before session 2
     s.sql(
         "insert into answer_revision values ('late-rev', ?, ?, '2', NULL, ?, NULL)",
         params=(answer, n + 1, when),
@@ -460,7 +460,8 @@ def test_a_washout_walked_around_in_the_package_is_refused(site) -> None:
     """The reader moves session 2's not_before into the past and reads it 0.1 s after session 1."""
     s = site("first-session")
     before = dump(s.db)
-    s.sql("update reading_session set not_before = '2026-11-01' where \"index\" = 2")
+    opened = START.date().isoformat()
+    s.sql(f"update reading_session set not_before = '{opened}' where \"index\" = 2")
     (finished,) = s.one('select finished_at from reading_session where "index" = 1')
     clock = FakeClock()
     from datetime import UTC, datetime
@@ -474,7 +475,7 @@ def test_a_washout_walked_around_in_the_package_is_refused(site) -> None:
         s.merge()
     text = "\n".join(refused.value.lines())
     assert (
-        "session 2 of reader R1: not_before is 2026-11-01 in the package, the study's washout"
+        f"session 2 of reader R1: not_before is {opened} in the package, the study's washout"
         in text
     )
     assert "before it opened" in text and "the washout of 28 days" in text

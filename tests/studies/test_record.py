@@ -13,6 +13,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,15 @@ from studies.record import entry_hash
 from studies.store import Store
 from studies.study_key import KEY_DIR_VARIABLE, key_path
 from tests.studies.attacker import rechain_events, rewrite_record
-from tests.studies.study_factory import FakeClock, answer_all, build_study, finish_session
+from tests.studies.study_factory import (
+    START,
+    FakeClock,
+    answer_all,
+    build_study,
+    finish_session,
+    iso_time,
+    sql_time,
+)
 
 # ---- the finished studies --------------------------------------------------------------------
 
@@ -316,26 +325,27 @@ def test_arm_codes_relabelled(copy_of) -> None:
 def test_answer_and_completion_times(copy_of) -> None:
     db = copy_of("sequential")
     answer, assignment = _answer_row(db)
+    later = START + timedelta(days=29)
     sql(
         db,
-        f"update answer set last_answered_at = '2026-11-30 09:00:00.000000' where id = '{answer}'",
-        "update assignment set completed_at = '2026-11-30 09:00:00.000000' "
-        f"where id = '{assignment}'",
+        f"update answer set last_answered_at = '{sql_time(later)}' where id = '{answer}'",
+        f"update assignment set completed_at = '{sql_time(later)}' where id = '{assignment}'",
     )
     assert_found(
         problems_of(db),
         "answer: answer quality of the assignment",
-        "last_answered_at is '2026-11-30T09:00:00.000000+00:00'",
-        "completed_at is '2026-11-30T09:00:00.000000+00:00'",
+        f"last_answered_at is '{iso_time(later)}'",
+        f"completed_at is '{iso_time(later)}'",
     )
 
 
 def test_washout_dates(copy_of) -> None:
     db = copy_of("sequential")
-    sql(db, "update reading_session set not_before = '2026-11-01' where \"index\" = 2")
+    opened = START.date().isoformat()
+    sql(db, f"update reading_session set not_before = '{opened}' where \"index\" = 2")
     assert_found(
         problems_of(db),
-        "reading_session: session 2 of reader R1: not_before is '2026-11-01'",
+        f"reading_session: session 2 of reader R1: not_before is '{opened}'",
         "reading_session: session 2 of reader R2: not_before",
     )
 
@@ -476,11 +486,11 @@ def test_rows_added_with_record_entries_of_their_own(copy_of) -> None:
     """An attacker adds an answer revision and records it (without the key) at the end."""
     db = copy_of("sequential")
     answer, _ = _answer_row(db, "likelihood")
+    forged_at = START + timedelta(days=59, hours=1)
     sql(
         db,
-        "insert into answer_revision values ('forged-rev', ?, 9, '1', NULL, "
-        "'2026-12-30 10:00:00.000000', NULL)",
-        params=(answer,),
+        "insert into answer_revision values ('forged-rev', ?, 9, '1', NULL, ?, NULL)",
+        params=(answer, sql_time(forged_at)),
     )
     assert_found(problems_of(db), "not in the record (added outside blindreader)")
     ((seq, prev),) = query(db, "select seq, hash from record order by seq desc limit 1")
@@ -490,7 +500,7 @@ def test_rows_added_with_record_entries_of_their_own(copy_of) -> None:
         "revision": 9,
         "value_json": "1",
         "arm_value": None,
-        "recorded_at": "2026-12-30T10:00:00.000000+00:00",
+        "recorded_at": iso_time(forged_at),
     }
     text = json.dumps(image, sort_keys=True, separators=(",", ":"))
     digest = entry_hash(prev, seq + 1, "answer_revision", "forged-rev", text)
@@ -589,9 +599,10 @@ def test_the_washout_after_a_tampered_finish_is_recomputed_not_trusted(copy_of) 
     db = copy_of("sequential")
     sql(
         db,
-        "update reading_session set finished_at = '2026-10-01 00:00:00.000000' where \"index\" = 1",
+        f"update reading_session set finished_at = '{sql_time(START - timedelta(days=31))}' "
+        'where "index" = 1',
     )
-    assert_found(problems_of(db), "finished_at is '2026-10-01T00:00:00.000000+00:00'")
+    assert_found(problems_of(db), f"finished_at is '{iso_time(START - timedelta(days=31))}'")
 
 
 # ---- the image files beside the database ------------------------------------------------------

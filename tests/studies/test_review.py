@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from studies.api import SessionInfo
 from studies.errors import StudyError
 from studies.protocol import parse_protocol
 from studies.review import review_note, review_refusal
-from tests.studies.study_factory import SEQUENTIAL_TOML
+from tests.studies.study_factory import SEQUENTIAL_TOML, START
 
 
 def sessions(*states: str) -> list[SessionInfo]:
@@ -23,7 +23,7 @@ def sessions(*states: str) -> list[SessionInfo]:
                 index=i,
                 n_total=4,
                 n_done=4 if state == "finished" else 0,
-                not_before=date(2026, 12, 1) if state == "pending" else None,
+                not_before=(START + timedelta(days=30)).date() if state == "pending" else None,
                 locked=state in ("pending", "waiting"),
                 finished=state == "finished",
             )
