@@ -13,7 +13,12 @@ from analysis.errors import AnalysisError
 from blindreader.cli import app
 from studies.export import answers_frame, truth_frame
 from studies.store import Store
-from tests.studies.study_factory import SEQUENTIAL_TOML, FakeClock, build_study
+from tests.studies.study_factory import (
+    SEQUENTIAL_TOML,
+    FakeClock,
+    build_study,
+    read_with_random_grades,
+)
 
 runner = CliRunner()
 
@@ -23,25 +28,7 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished sequential study (2 readers, 8 cases, 2 findings) with random grades."""
     folder = tmp_path_factory.mktemp("study")
     db = build_study(folder, n_cases=8)
-    clock = FakeClock()
-    rng = np.random.default_rng(0)
-    with Store.open(db, clock=clock) as store:
-        for session in (1, 2):
-            for reader in ("R1", "R2"):
-                for view in store.assignments(reader, session):
-                    for question in store.protocol.questions:
-                        if not question.required or question.type == "multi":
-                            continue  # multi is shown only when an artifact is reported
-                        for key in store.keys_of(question):
-                            if question.type == "likert":
-                                value: object = int(rng.integers(1, 5))
-                            elif question.type == "boolean":
-                                value = False
-                            else:
-                                value = question.options[0].value
-                            store.record_answer(view.assignment_id, key, value)
-                    store.complete_assignment(view.assignment_id)
-            clock.advance(days=29)
+    read_with_random_grades(db, np.random.default_rng(0))
     return db
 
 

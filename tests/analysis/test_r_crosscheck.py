@@ -25,7 +25,7 @@ from analysis.mrmc import or_analysis
 from analysis.reads import reads_from_answers
 from studies.export import answers_frame, export, imrmc_frame, mrmc_frame, truth_frame
 from studies.store import Store
-from tests.studies.study_factory import FakeClock, build_study
+from tests.studies.study_factory import FakeClock, build_study, read_with_random_grades
 
 RSCRIPT = shutil.which("Rscript")
 pytestmark = pytest.mark.skipif(
@@ -54,25 +54,7 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished sequential study (2 readers, 16 cases, acl truth 0/1) with varied grades."""
     folder = tmp_path_factory.mktemp("rstudy")
     db = build_study(folder, n_cases=16)
-    clock = FakeClock()
-    rng = np.random.default_rng(4)
-    with Store.open(db, clock=clock) as store:
-        for session in (1, 2):
-            for reader in ("R1", "R2"):
-                for view in store.assignments(reader, session):
-                    for question in store.protocol.questions:
-                        if not question.required or question.type == "multi":
-                            continue
-                        for key in store.keys_of(question):
-                            if question.type == "likert":
-                                value: object = int(rng.integers(1, 5))
-                            elif question.type == "boolean":
-                                value = False
-                            else:
-                                value = question.options[0].value
-                            store.record_answer(view.assignment_id, key, value)
-                    store.complete_assignment(view.assignment_id)
-            clock.advance(days=29)
+    read_with_random_grades(db, np.random.default_rng(4))
     return db
 
 

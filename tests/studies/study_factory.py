@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+
 from studies.cases import load_cases
 from studies.db.engine import make_engine
 from studies.db.migrate import upgrade
@@ -275,6 +277,29 @@ def answer_all(store: Store, assignment_id: str, *, grade: int = 3) -> None:
             elif question.type == "choice":
                 store.record_answer(assignment_id, key, question.options[0].value)
     del AnswerKey
+
+
+def read_with_random_grades(db: Path, rng: np.random.Generator) -> None:
+    """Both sessions of every reader read a washout apart, each likert answer a random grade
+    1..4 from ``rng`` (booleans no, choices the first option; multi is left out)."""
+    clock = FakeClock()
+    with Store.open(db, clock=clock) as store:
+        for session in (1, 2):
+            for reader in [r.id for r in store.protocol.readers]:
+                for view in store.assignments(reader, session):
+                    for question in store.protocol.questions:
+                        if not question.required or question.type == "multi":
+                            continue  # multi is shown only when an artifact is reported
+                        for key in store.keys_of(question):
+                            if question.type == "likert":
+                                value: object = int(rng.integers(1, 5))
+                            elif question.type == "boolean":
+                                value = False
+                            else:
+                                value = question.options[0].value
+                            store.record_answer(view.assignment_id, key, value)
+                    store.complete_assignment(view.assignment_id)
+            clock.advance(days=29)
 
 
 def finish_session(
