@@ -163,8 +163,11 @@ class RoiOverlay:
             text = question.roi or "ruler"
             if value.get("length_mm") is not None:
                 text = f"{value['length_mm']:.1f} mm"
-            anchor = to_widget.map(QPointF(*measure_tools.centre_of(value["points"])))
-            labels.append((anchor + QPointF(6, -6), text, colour))
+            if value["shape"] == "line":  # a ruler's length beside its middle
+                at = QPointF(*measure_tools.centre_of(value["points"]))
+            else:  # an ROI's name above its top-right corner, off the tissue it measures
+                at = QPointF(max(x for x, _ in value["points"]), min(y for _, y in value["points"]))
+            labels.append((to_widget.map(at) + QPointF(4, -4), text, colour))
         for anchor, text, colour in labels:
             painter.setPen(colour)
             painter.drawText(anchor, text)
